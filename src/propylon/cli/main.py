@@ -1,0 +1,30 @@
+"""The ``propylon`` command: one click group, one module per verb group."""
+
+from __future__ import annotations
+
+import click
+
+from propylon import __version__
+from propylon.cli.check import check_command, init_command
+from propylon.cli.demo import demo_command
+from propylon.cli.run import run_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="propylon")
+def cli() -> None:
+    """propylon: a fast, declarative API gateway.
+
+    One YAML file describes services, routes and policies; `propylon run`
+    serves it. Start with `propylon demo` or `propylon init`.
+    """
+
+
+cli.add_command(run_command)
+cli.add_command(check_command)
+cli.add_command(init_command)
+cli.add_command(demo_command)
+
+
+def main() -> None:
+    cli()

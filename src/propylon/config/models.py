@@ -1,0 +1,267 @@
+"""The declarative config, as pydantic v2 models.
+
+Every model forbids unknown keys, so a typo is an error with a line number,
+never a silently ignored setting. Durations are stored as float seconds and
+sizes as int bytes (see units.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from propylon.config.units import parse_duration, parse_size
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+HTTP_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_HOST_RE = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (``[::1]:8080`` for IPv6, ``:8080`` for all interfaces)."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"invalid listen address {value!r}: expected HOST:PORT")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"invalid port {port}: must be 0-65535")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, port
+
+
+def _check_listen(value: str) -> str:
+    parse_listen(value)
+    return value
+
+
+Listen = Annotated[str, BeforeValidator(_check_listen)]
+
+
+class LimitsConfig(Strict):
+    max_header_bytes: Size = 16 * 1024
+    max_body: Size = 10 * 1024 * 1024
+    header_timeout: Duration = 10.0
+    idle_timeout: Duration = 60.0
+
+
+class GatewaySettings(Strict):
+    name: str = "propylon"
+    listen: Listen = "0.0.0.0:8080"
+    graceful_timeout: Duration = 10.0
+    trusted_proxies: list[str] = Field(default_factory=list)
+    limits: LimitsConfig = LimitsConfig()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
+        return value
+
+
+class TargetConfig(Strict):
+    url: str
+    weight: int = Field(default=1, ge=0, le=1000)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"{value!r} must be an http://HOST[:PORT] URL")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} must not carry a path, query or fragment")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            raise ValueError(f"{value!r}: {exc}") from None
+        return value
+
+
+class TimeoutsConfig(Strict):
+    connect: Duration = 5.0
+    read: Duration = 30.0
+    total: Duration = 60.0
+
+
+class PoolConfig(Strict):
+    max_idle: int = Field(default=64, ge=0, le=10_000)
+    idle_timeout: Duration = 60.0
+
+
+class ServiceConfig(Strict):
+    targets: list[TargetConfig] = Field(min_length=1)
+    timeouts: TimeoutsConfig = TimeoutsConfig()
+    pool: PoolConfig = PoolConfig()
+    preserve_host: bool = False
+
+
+class MatchConfig(Strict):
+    path: str = "/"
+    hosts: list[str] = Field(default_factory=list)
+    methods: list[str] = Field(default_factory=list)
+
+    @field_validator("path")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"path prefix {value!r} must start with '/'")
+        if any(segment in (".", "..") for segment in value.split("/")):
+            raise ValueError(f"path prefix {value!r} must not contain dot segments")
+        return value.rstrip("/") or "/"
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        hosts = [host.lower() for host in value]
+        for host in hosts:
+            if not _HOST_RE.match(host):
+                raise ValueError(f"{host!r} is not a host name or a *.domain wildcard")
+        return hosts
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: list[str]) -> list[str]:
+        methods = [method.upper() for method in value]
+        for method in methods:
+            if method not in HTTP_METHODS:
+                raise ValueError(f"unknown HTTP method {method!r}")
+        return methods
+
+
+class CorsConfig(Strict):
+    allow_origins: list[str] = Field(default_factory=lambda: ["*"])
+    allow_methods: list[str] = Field(
+        default_factory=lambda: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    )
+    allow_headers: list[str] = Field(
+        default_factory=lambda: ["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"]
+    )
+    expose_headers: list[str] = Field(default_factory=lambda: ["X-Request-ID"])
+    allow_credentials: bool = False
+    max_age: Duration = 600.0
+
+    @model_validator(mode="after")
+    def _no_wildcard_with_credentials(self) -> CorsConfig:
+        if self.allow_credentials and "*" in self.allow_origins:
+            raise ValueError(
+                "allow_credentials cannot be used with allow_origins '*': list the origins"
+            )
+        return self
+
+
+class HstsConfig(Strict):
+    max_age: Duration = 15_552_000.0
+    include_subdomains: bool = True
+    preload: bool = False
+
+
+HeaderValue = str | Literal[False]
+
+
+class SecurityHeadersConfig(Strict):
+    """Defaults follow what helmet sends; ``false`` leaves a header out."""
+
+    content_security_policy: HeaderValue = (
+        "default-src 'self';base-uri 'self';font-src 'self' https: data:;"
+        "form-action 'self';frame-ancestors 'self';img-src 'self' data:;"
+        "object-src 'none';script-src 'self';script-src-attr 'none';"
+        "style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests"
+    )
+    cross_origin_opener_policy: HeaderValue = "same-origin"
+    cross_origin_resource_policy: HeaderValue = "same-origin"
+    origin_agent_cluster: HeaderValue = "?1"
+    referrer_policy: HeaderValue = "no-referrer"
+    strict_transport_security: HstsConfig | Literal[False] = HstsConfig()
+    x_content_type_options: HeaderValue = "nosniff"
+    x_dns_prefetch_control: HeaderValue = "off"
+    x_download_options: HeaderValue = "noopen"
+    x_frame_options: HeaderValue = "SAMEORIGIN"
+    x_permitted_cross_domain_policies: HeaderValue = "none"
+    x_xss_protection: HeaderValue = "0"
+    hide_server_headers: bool = True
+
+
+class RoutePlugins(Strict):
+    """Per-route plugin settings; ``false`` turns off a globally enabled one."""
+
+    cors: CorsConfig | Literal[False] | None = None
+    security_headers: SecurityHeadersConfig | Literal[False] | None = None
+
+
+class RouteConfig(Strict):
+    name: str
+    match: MatchConfig = MatchConfig()
+    service: str
+    strip_prefix: bool = False
+    rewrite: str | None = None
+    plugins: RoutePlugins = RoutePlugins()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError(f"route name {value!r} must be 1-64 letters, digits, '_', '.', '-'")
+        return value
+
+    @field_validator("rewrite")
+    @classmethod
+    def _rewrite(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"rewrite {value!r} must start with '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_path_change(self) -> RouteConfig:
+        if self.strip_prefix and self.rewrite is not None:
+            raise ValueError("use either strip_prefix or rewrite, not both")
+        return self
+
+
+class GatewayConfig(Strict):
+    gateway: GatewaySettings = GatewaySettings()
+    services: dict[str, ServiceConfig] = Field(default_factory=dict)
+    routes: list[RouteConfig] = Field(default_factory=list)
+    cors: CorsConfig | None = None
+    security_headers: SecurityHeadersConfig | None = None
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, value: dict[str, ServiceConfig]) -> dict[str, ServiceConfig]:
+        for name in value:
+            if not _NAME_RE.match(name):
+                raise ValueError(
+                    f"service name {name!r} must be 1-64 letters, digits, '_', '.', '-'"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> GatewayConfig:
+        seen: set[str] = set()
+        for route in self.routes:
+            if route.name in seen:
+                raise ValueError(f"route name {route.name!r} is used twice")
+            seen.add(route.name)
+            if route.service not in self.services:
+                known = ", ".join(sorted(self.services)) or "none defined"
+                raise ValueError(
+                    f"route {route.name!r} names unknown service {route.service!r} "
+                    f"(services: {known})"
+                )
+        return self
