@@ -1,0 +1,90 @@
+"""The plugin contract: a class with a name, a priority and phase hooks.
+
+Phases, in the order a request meets them:
+
+- ``on_request(ctx)``: async; return a Response to answer locally (the chain
+  stops and the upstream is never called) or None to continue. Higher
+  ``priority`` runs first.
+- ``on_response(ctx, status, headers)``: sync; may edit the response headers
+  (a list of lower-case ``(name, value)`` byte pairs) before they are sent, for
+  upstream responses and local replies alike. Runs in reverse priority order.
+  It is synchronous because it runs inside the upstream read callback, where
+  waiting would stall the stream; schedule a task for slow work.
+- ``on_log(ctx)``: sync; after the last byte was sent. Same reason.
+
+Plugins do their set-up in ``__init__`` (encode header values, compile
+patterns) so that the hooks stay small.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol
+
+from pydantic import BaseModel
+
+from propylon.server.http import Header, Response
+
+
+class RequestContext(Protocol):
+    """What a plugin may read of a request (and its response, once known)."""
+
+    request_id: bytes
+    method: str
+    path: str
+    query: bytes
+    headers: list[Header]
+    client_ip: str
+    route_name: str
+    status: int
+
+    def request_header(self, name: bytes) -> bytes | None: ...
+
+
+class Plugin:
+    name: ClassVar[str]
+    priority: ClassVar[int]
+    config_model: ClassVar[type[BaseModel]]
+
+    async def on_request(self, ctx: RequestContext) -> Response | None:
+        return None
+
+    def on_response(self, ctx: RequestContext, status: int, headers: list[Header]) -> None:
+        return None
+
+    def on_log(self, ctx: RequestContext) -> None:
+        return None
+
+
+class PluginChain:
+    """The plugins of one route, ordered once at config load."""
+
+    __slots__ = ("log_phase", "plugins", "request_phase", "response_phase")
+
+    def __init__(self, plugins: list[Plugin]) -> None:
+        ordered = sorted(plugins, key=lambda p: -p.priority)
+        self.plugins = tuple(ordered)
+        self.request_phase = tuple(p for p in ordered if _overrides(p, "on_request"))
+        self.response_phase = tuple(p for p in reversed(ordered) if _overrides(p, "on_response"))
+        self.log_phase = tuple(p for p in ordered if _overrides(p, "on_log"))
+
+    async def run_request(self, ctx: RequestContext) -> Response | None:
+        for plugin in self.request_phase:
+            reply = await plugin.on_request(ctx)
+            if reply is not None:
+                return reply
+        return None
+
+    def run_response(self, ctx: RequestContext, status: int, headers: list[Header]) -> None:
+        for plugin in self.response_phase:
+            plugin.on_response(ctx, status, headers)
+
+    def run_log(self, ctx: RequestContext) -> None:
+        for plugin in self.log_phase:
+            plugin.on_log(ctx)
+
+
+EMPTY_CHAIN = PluginChain([])
+
+
+def _overrides(plugin: Plugin, hook: str) -> bool:
+    return getattr(type(plugin), hook) is not getattr(Plugin, hook)

@@ -1,0 +1,39 @@
+"""Built-in plugins by name, and the chain of each route.
+
+A plugin is enabled for every route by its top-level section (``cors:``,
+``security_headers:``) and per route under ``plugins:``; a route's own
+settings replace the global ones, and ``false`` turns a plugin off there.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from propylon.plugins.base import Plugin, PluginChain
+from propylon.plugins.cors import CorsPlugin
+from propylon.plugins.security_headers import SecurityHeadersPlugin
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from propylon.config.models import GatewayConfig, RouteConfig
+
+BUILTIN_PLUGINS: dict[str, type[Plugin]] = {
+    CorsPlugin.name: CorsPlugin,
+    SecurityHeadersPlugin.name: SecurityHeadersPlugin,
+}
+
+
+def build_chain(config: GatewayConfig, route: RouteConfig | None) -> PluginChain:
+    plugins: list[Plugin] = []
+    for name, plugin_class in BUILTIN_PLUGINS.items():
+        settings: BaseModel | None = getattr(config, name)
+        if route is not None:
+            override = getattr(route.plugins, name)
+            if override is False:
+                continue
+            if override is not None:
+                settings = override
+        if settings is not None:
+            plugins.append(plugin_class(settings))  # type: ignore[call-arg]
+    return PluginChain(plugins)

@@ -1,0 +1,331 @@
+"""The client side: one asyncio Protocol per client connection.
+
+It parses requests with httptools (llhttp, strict: conflicting or duplicate
+Content-Length, Transfer-Encoding with Content-Length, bad chunk sizes, bad
+request lines and obsolete line folding are all parse errors here), enforces
+the header size and time limits, keeps pipelined requests in order (reading
+pauses while a request waits its turn), and hands each request to an
+Exchange. After a 101 it becomes a raw tunnel to the upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from propylon.server.exchange import DONE, Exchange
+from propylon.server.http import Header, client_problem_bytes
+
+if TYPE_CHECKING:
+    from propylon.server.state import GatewayState
+    from propylon.server.upstream.connection import UpstreamConnection
+
+# Connection-scoped header tokens that are only about this hop anyway.
+_NOT_FIELD_TOKENS = frozenset({b"close", b"keep-alive", b"upgrade", b""})
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+class _BadRequest(Exception):
+    pass
+
+
+class ClientConnection(asyncio.Protocol):
+    PAUSE_PIPELINE = 1
+    PAUSE_UPSTREAM = 2
+    PAUSE_BUFFER = 4
+
+    __slots__ = (
+        "_deadline",
+        "_head_size",
+        "_headers",
+        "_host_count",
+        "_parsing",
+        "_paused",
+        "_pending_error",
+        "_raw_head",
+        "_start",
+        "_tunnel",
+        "_upgrade_rest",
+        "_url",
+        "client_ip",
+        "closed",
+        "connection_tokens",
+        "current",
+        "in_head",
+        "parser",
+        "peer_ip",
+        "queue",
+        "state",
+        "transport",
+        "trusted_peer",
+        "upgrade_requested",
+    )
+
+    def __init__(self, state: GatewayState) -> None:
+        self.state = state
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.closed = False
+        self.peer_ip = ""
+        self.client_ip = ""
+        self.trusted_peer = False
+        self.current: Exchange | None = None
+        self.queue: deque[Exchange] = deque()
+        self.in_head = False
+        self.upgrade_requested = False
+        self.connection_tokens: frozenset[bytes] = frozenset()
+        self._parsing: Exchange | None = None
+        self._url = b""
+        self._headers: list[Header] = []
+        self._head_size = 0
+        self._raw_head = 0
+        self._host_count = 0
+        self._paused = 0
+        self._tunnel: UpstreamConnection | None = None
+        self._upgrade_rest = b""
+        self._deadline = 0.0
+        self._start: Exchange | None = None
+        self._pending_error: tuple[int, str] | None = None
+
+    # -- asyncio callbacks ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer_ip = self.client_ip = peer[0] if isinstance(peer, tuple) else ""
+        self.trusted_peer = self.state.is_trusted(self.peer_ip)
+        self.state.connections.add(self)
+        self._deadline = self.state.loop.time() + self.state.limits.header_timeout
+
+    def data_received(self, data: bytes) -> None:
+        if self._tunnel is not None:
+            self._tunnel.write(data)
+            return
+        if self.closed:
+            return
+        if self.upgrade_requested:
+            self._upgrade_rest += data  # until the upstream answers the upgrade
+            return
+        if self.in_head:
+            self._raw_head += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._upgrade_rest = data[upgrade.args[0] :]
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _HeadTooLarge):
+                self._protocol_error(431, "the request headers are too large")
+            elif isinstance(cause, _BadRequest):
+                self._protocol_error(400, str(cause))
+            else:
+                raise
+            return
+        except httptools.HttpParserError as exc:
+            self._protocol_error(400, _parser_message(exc))
+            return
+        if self.in_head and self._raw_head > self.state.limits.max_header_bytes:
+            self._protocol_error(431, "the request headers are too large")
+            return
+        # Requests start, and body bytes move upstream, only once the whole
+        # read has parsed cleanly: nothing malformed is ever forwarded.
+        starting = self._start
+        if starting is not None:
+            self._start = None
+            starting.start()
+        current = self.current
+        if current is not None:
+            current.flush_request()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state.connections.discard(self)
+        if self.current is not None:
+            self.current.abort()
+        for waiting in self.queue:
+            waiting.abort()
+        self.queue.clear()
+        if self._tunnel is not None:
+            self._tunnel.close()
+            self._tunnel = None
+
+    def pause_writing(self) -> None:
+        if self._tunnel is not None:
+            self._tunnel.pause_reading()
+        elif self.current is not None:
+            self.current.pause_upstream()
+
+    def resume_writing(self) -> None:
+        if self._tunnel is not None:
+            self._tunnel.resume_reading()
+        elif self.current is not None:
+            self.current.resume_upstream()
+
+    # -- httptools callbacks ------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.in_head = True
+        self._url = b""
+        self._headers = []
+        self._head_size = 0
+        self._host_count = 0
+        self.connection_tokens = frozenset()
+        if self.current is None:
+            self._deadline = self.state.loop.time() + self.state.limits.header_timeout
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._head_size += len(url)
+        if self._head_size > self.state.limits.max_header_bytes:
+            raise _HeadTooLarge
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self.state.limits.max_header_bytes:
+            raise _HeadTooLarge
+        lname = name.lower()
+        if lname == b"host":
+            self._host_count += 1
+        elif lname == b"connection":
+            tokens = {t.strip().lower() for t in value.split(b",")} - _NOT_FIELD_TOKENS
+            if tokens:
+                self.connection_tokens = self.connection_tokens | tokens
+        self._headers.append((lname, value))
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        self._raw_head = 0
+        parser = self.parser
+        minor = 1 if parser.get_http_version() == "1.1" else 0
+        if self._host_count > 1 or (minor == 1 and self._host_count == 0):
+            raise _BadRequest("a request must carry exactly one Host header")
+        self.upgrade_requested = parser.should_upgrade()
+        exchange = Exchange(
+            self, parser.get_method(), self._url, self._headers, minor, parser.should_keep_alive()
+        )
+        self._parsing = exchange
+        if self.current is None:
+            self.current = exchange
+            self._start = exchange
+        else:
+            self.queue.append(exchange)
+            self.pause_reading(self.PAUSE_PIPELINE)
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self._parsing
+        if exchange is not None and exchange.phase != DONE:
+            exchange.on_request_body(body)
+
+    def on_message_complete(self) -> None:
+        exchange = self._parsing
+        self._parsing = None
+        if exchange is not None and exchange.phase != DONE:
+            exchange.on_request_end()
+
+    # -- used by exchanges ----------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.write(data)
+
+    def pause_reading(self, reason: int) -> None:
+        if not self._paused and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self._paused |= reason
+
+    def resume_reading(self, reason: int) -> None:
+        if not self._paused & reason:
+            return
+        self._paused &= ~reason
+        if not self._paused and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def exchange_done(self, exchange: Exchange, keep_alive: bool) -> None:
+        if exchange is not self.current:
+            return
+        self.current = None
+        if self._pending_error is not None:
+            self.write(client_problem_bytes(*self._pending_error))
+            self.close()
+            return
+        if not keep_alive or self.state.draining:
+            self.close()
+            return
+        if self.queue:
+            following = self.queue.popleft()
+            self.current = following
+            if not self.queue:
+                self.resume_reading(self.PAUSE_PIPELINE)
+            following.start()
+            return
+        self.resume_reading(self.PAUSE_PIPELINE)
+        self._deadline = self.state.loop.time() + self.state.limits.idle_timeout
+
+    def start_tunnel(self, upstream: UpstreamConnection) -> None:
+        self._tunnel = upstream
+        rest, self._upgrade_rest = self._upgrade_rest, b""
+        if rest:
+            upstream.write(rest)
+        self._paused = 0
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def check_timeouts(self, now: float) -> None:
+        """Called by the gateway's periodic sweep."""
+        if self.closed or self._tunnel is not None:
+            return
+        current = self.current
+        if current is not None:
+            current.check_timeouts(now)
+        elif now >= self._deadline:
+            if self.in_head:
+                self._protocol_error(408, "the request headers did not arrive in time")
+            else:
+                self.close()  # idle keep-alive connection
+
+    def drain(self) -> None:
+        """Graceful stop: close now if idle, else after the current response."""
+        if self.current is None and not self.in_head:
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.close()
+            self.state.connections.discard(self)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _protocol_error(self, status: int, detail: str) -> None:
+        """Answer a request that could not be parsed, in order, then close."""
+        self._start = None
+        current = self.current
+        if current is not None and current.phase != DONE:
+            if self._parsing is current and not current.status:
+                current.fail_request(status, detail)  # its own body was malformed
+            elif self._parsing is current:
+                self.abort()
+            else:
+                # An earlier request is still being answered: answer this one
+                # after it, and read nothing more meanwhile.
+                self._pending_error = (status, detail)
+                self.pause_reading(self.PAUSE_PIPELINE)
+            return
+        self.write(client_problem_bytes(status, detail))
+        self.close()
+
+
+def _parser_message(exc: Exception) -> str:
+    text = str(exc).strip() or "malformed request"
+    # llhttp's reasons are short and safe ("Invalid header value char"); keep
+    # them readable for whoever debugs a client, without echoing input.
+    return f"malformed request: {text[:120]}"

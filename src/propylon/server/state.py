@@ -1,0 +1,134 @@
+"""The run-time form of a config: services with pools, routes with chains.
+
+Built once per config load (STYLE.md: chains are built at load, not per
+request), shared by every connection of a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from functools import lru_cache
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from propylon import __version__
+from propylon.plugins.base import PluginChain
+from propylon.plugins.registry import build_chain
+from propylon.server.router import Router, RouteSpec
+from propylon.server.upstream.pool import TargetPool
+
+if TYPE_CHECKING:
+    from propylon.config.models import GatewayConfig, RouteConfig, ServiceConfig
+    from propylon.server.protocol import ClientConnection
+
+
+class ServiceRuntime:
+    """A named backend: its target pools and how to pick one."""
+
+    __slots__ = ("_current", "_total_weight", "config", "name", "pools", "weights")
+
+    def __init__(self, name: str, config: ServiceConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self.name = name
+        self.config = config
+        self.pools: list[TargetPool] = []
+        self.weights: list[int] = []
+        for target in config.targets:
+            parts = urlsplit(target.url)
+            assert parts.hostname is not None  # validated by the config model
+            self.pools.append(
+                TargetPool(
+                    parts.hostname,
+                    parts.port or 80,
+                    max_idle=config.pool.max_idle,
+                    idle_timeout=config.pool.idle_timeout,
+                    loop=loop,
+                )
+            )
+            self.weights.append(target.weight)
+        self._current = [0] * len(self.pools)
+        self._total_weight = sum(self.weights)
+
+    def pick(self) -> TargetPool | None:
+        """Smooth weighted round robin (as nginx does); None if all weights are 0."""
+        pools = self.pools
+        if len(pools) == 1:
+            return pools[0] if self._total_weight else None
+        if not self._total_weight:
+            return None
+        best = 0
+        current = self._current
+        for index, weight in enumerate(self.weights):
+            current[index] += weight
+            if current[index] > current[best]:
+                best = index
+        current[best] -= self._total_weight
+        return pools[best]
+
+    def close(self) -> None:
+        for pool in self.pools:
+            pool.close()
+
+
+class RouteRuntime:
+    __slots__ = ("chain", "name", "prefix", "rewrite", "service", "strip_prefix")
+
+    def __init__(self, config: RouteConfig, service: ServiceRuntime, chain: PluginChain) -> None:
+        self.name = config.name
+        self.prefix = config.match.path
+        self.service = service
+        self.strip_prefix = config.strip_prefix
+        self.rewrite = config.rewrite
+        self.chain = chain
+
+
+class GatewayState:
+    """Everything a connection needs, in one object it holds a reference to."""
+
+    def __init__(self, config: GatewayConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.loop = loop
+        settings = config.gateway
+        self.name = settings.name
+        self.version = __version__
+        self.limits = settings.limits
+        self.via = b"1.1 " + settings.name.encode()
+        self.started_at = time.time()
+        self.started_monotonic = loop.time()
+        self.draining = False
+        self.connections: set[ClientConnection] = set()
+        self.services = {
+            name: ServiceRuntime(name, service, loop) for name, service in config.services.items()
+        }
+        self.routes: list[RouteRuntime] = []
+        specs: list[RouteSpec[RouteRuntime]] = []
+        for order, route in enumerate(config.routes):
+            runtime = RouteRuntime(route, self.services[route.service], build_chain(config, route))
+            self.routes.append(runtime)
+            specs.append(
+                RouteSpec(runtime, route.match.path, route.match.hosts, route.match.methods, order)
+            )
+        self.router: Router[RouteRuntime] = Router(specs)
+        # Local replies that match no route still get the global plugins'
+        # response headers (CORS on a 404, security headers on a 400).
+        self.default_chain = build_chain(config, None)
+        networks = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
+        self.is_trusted = lru_cache(maxsize=4096)(
+            lambda ip: _in_networks(ip, networks) if networks else False
+        )
+
+    def pools(self) -> list[TargetPool]:
+        return [pool for service in self.services.values() for pool in service.pools]
+
+    def close(self) -> None:
+        for service in self.services.values():
+            service.close()
+
+
+def _in_networks(ip: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
