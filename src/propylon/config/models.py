@@ -42,7 +42,11 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, port
 
 
-def _check_listen(value: str) -> str:
+def _check_listen(value: object) -> str:
+    # A before-validator sees the raw input: `listen: 8080` arrives as an int,
+    # and only ValueError becomes a validation error (anything else escapes).
+    if not isinstance(value, str):
+        raise ValueError("expected HOST:PORT such as 0.0.0.0:8080 or :8080")
     parse_listen(value)
     return value
 
