@@ -167,7 +167,11 @@ class Exchange:
             if local is not None:
                 self.reply(local)
                 return
-        host = host_without_port(self.host.decode("latin-1"))
+        host = state.host_names.get(self.host)
+        if host is None:
+            host = host_without_port(self.host.decode("latin-1"))
+            if len(state.host_names) < 1024:
+                state.host_names[self.host] = host
         route, allowed = state.router.match(host, self.path, self.method)
         if route is None:
             if allowed:
@@ -288,6 +292,7 @@ class Exchange:
             state.via,
             framing,
             self.upgrade,
+            route.forwarded_prefix,
         )
         self._connect(pool, fresh=False)
 

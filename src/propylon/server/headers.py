@@ -1,9 +1,11 @@
 """Header rewriting for both directions of the proxy.
 
-To the upstream: hop-by-hop fields go, the gateway's own X-Forwarded-*,
-Via and X-Request-ID replace whatever the client sent (the client's are kept
-and extended only when it is a trusted proxy), and the body framing is set
-explicitly. To the client: hop-by-hop fields go, X-Request-ID and Via are set.
+To the upstream: hop-by-hop fields go; the gateway's own X-Forwarded-* and
+X-Request-ID replace whatever the client sent (incoming X-Forwarded-* are kept
+and extended only from a trusted proxy); Via is appended to (RFC 9110 7.6.3);
+identity headers are always dropped, since only the gateway's auth may set
+them; and the body framing is set explicitly. To the client: hop-by-hop
+fields go, X-Request-ID and Via are set.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ _REPLACED_UPSTREAM = HOP_BY_HOP | {
     b"x-forwarded-for",
     b"x-forwarded-proto",
     b"x-forwarded-host",
+    b"x-forwarded-prefix",
     b"forwarded",
+    # Identity is the gateway's word to the upstream, never the client's.
+    b"x-consumer-id",
+    b"x-user-id",
+    b"x-user-roles",
+    b"x-auth-method",
 }
 _REPLACED_CLIENT = HOP_BY_HOP | {b"x-request-id", b"via"}
 _REPLACED_CLIENT_CHUNKED = _REPLACED_CLIENT | {b"content-length"}
@@ -79,6 +87,7 @@ def upstream_head(
     via: bytes,
     framing: Header | None,
     upgrade: bytes | None,
+    prefix: bytes | None,
 ) -> bytes:
     """The request head sent upstream, as one bytes object."""
     out: list[Header] = [(b"host", host)]
@@ -95,6 +104,8 @@ def upstream_head(
     out.append((b"x-forwarded-proto", forwarding.proto))
     out.append((b"x-forwarded-host", forwarding.host))
     out.append((b"via", previous_via + via))
+    if prefix is not None:
+        out.append((b"x-forwarded-prefix", prefix))
     if framing is not None:
         out.append(framing)
     if upgrade is not None:

@@ -131,9 +131,10 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._protocol_error(400, _parser_message(exc))
             return
-        if self.in_head and self._raw_head > self.state.limits.max_header_bytes:
-            self._protocol_error(431, "the request headers are too large")
-            return
+        else:
+            if self.in_head and self._raw_head > self.state.limits.max_header_bytes:
+                self._protocol_error(431, "the request headers are too large")
+                return
         # Requests start, and body bytes move upstream, only once the whole
         # read has parsed cleanly: nothing malformed is ever forwarded.
         starting = self._start

@@ -72,7 +72,15 @@ class ServiceRuntime:
 
 
 class RouteRuntime:
-    __slots__ = ("chain", "name", "prefix", "rewrite", "service", "strip_prefix")
+    __slots__ = (
+        "chain",
+        "forwarded_prefix",
+        "name",
+        "prefix",
+        "rewrite",
+        "service",
+        "strip_prefix",
+    )
 
     def __init__(self, config: RouteConfig, service: ServiceRuntime, chain: PluginChain) -> None:
         self.name = config.name
@@ -81,6 +89,10 @@ class RouteRuntime:
         self.strip_prefix = config.strip_prefix
         self.rewrite = config.rewrite
         self.chain = chain
+        # When the upstream sees another path than the client, tell it the
+        # public prefix so it can build links (X-Forwarded-Prefix).
+        changes_path = (config.strip_prefix or config.rewrite is not None) and self.prefix != "/"
+        self.forwarded_prefix = self.prefix.encode() if changes_path else None
 
 
 class GatewayState:
@@ -98,6 +110,7 @@ class GatewayState:
         self.started_monotonic = loop.time()
         self.draining = False
         self.connections: set[ClientConnection] = set()
+        self.host_names: dict[bytes, str] = {}  # Host header -> bare lower-case name
         self.services = {
             name: ServiceRuntime(name, service, loop) for name, service in config.services.items()
         }

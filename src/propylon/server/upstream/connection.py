@@ -90,7 +90,8 @@ class UpstreamConnection(asyncio.Protocol):
     def send(self, sink: ResponseSink, data: bytes, head_only: bool) -> None:
         """Start an exchange: write the request head (and any body bytes)."""
         self.exchange = sink
-        self._parser = httptools.HttpResponseParser(self)
+        if self._parser is None:
+            self._parser = httptools.HttpResponseParser(self)
         self._headers = []
         self._reason = b""
         self._length = None
@@ -248,6 +249,7 @@ class UpstreamConnection(asyncio.Protocol):
             # llhttp cannot be told a response answers HEAD; end it here and
             # give the next exchange a fresh parser.
             self._done = True
+            self._parser = None
 
     def on_body(self, body: bytes) -> None:
         if self._done:
