@@ -83,6 +83,9 @@ class CorsPlugin(Plugin):
         return Response(204, headers)
 
     def on_response(self, ctx: RequestContext, status: int, headers: list[Header]) -> None:
+        # Whether CORS headers are sent depends on Origin, so every response
+        # says so: a shared cache must not serve one origin's answer to another.
+        _add_vary_origin(headers)
         origin = ctx.request_header(b"origin")
         if origin is None or not self.origin_allowed(origin):
             return
@@ -93,4 +96,13 @@ class CorsPlugin(Plugin):
             headers.append((b"access-control-allow-credentials", b"true"))
         if self._expose:
             headers.append((b"access-control-expose-headers", self._expose))
-        headers.append(_VARY)
+
+
+def _add_vary_origin(headers: list[Header]) -> None:
+    for index, (name, value) in enumerate(headers):
+        if name == b"vary":
+            tokens = {token.strip().lower() for token in value.split(b",")}
+            if b"origin" not in tokens and b"*" not in tokens:
+                headers[index] = (name, value + b", Origin")
+            return
+    headers.append(_VARY)

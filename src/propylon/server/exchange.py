@@ -267,7 +267,13 @@ class Exchange:
         now = state.loop.time()
         total = service.config.timeouts.total
         self._deadline_total = now + total if total else 0.0
-        if self.expect_continue and not self.req_done and self.bytes_in == 0:
+        # RFC 9110 10.1.1: only HTTP/1.1 clients may be sent a 100.
+        if (
+            self.expect_continue
+            and self.http_minor == 1
+            and not self.req_done
+            and not self.bytes_in
+        ):
             self.conn.write(_CONTINUE)
         path = rewrite_path(self.path, route.prefix, route.strip_prefix, route.rewrite)
         target = path.encode() + b"?" + self.query if self.query else path.encode()
@@ -484,7 +490,8 @@ class Exchange:
         self.status = response.status
         headers = list(response.headers)
         headers.append((b"x-request-id", self.request_id))
-        headers.append((b"content-length", b"%d" % len(response.body)))
+        if response.status not in (204, 304):  # RFC 9110 8.6: no length on these
+            headers.append((b"content-length", b"%d" % len(response.body)))
         self._chain.run_response(self, response.status, headers)
         if (
             close

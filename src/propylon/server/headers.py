@@ -96,7 +96,7 @@ def upstream_head(
         name = header[0]
         if name in _REPLACED_UPSTREAM or name in drop:
             if name == b"via":
-                previous_via = header[1] + b", "
+                previous_via += header[1] + b", "
             continue
         out.append(header)
     out.append((b"x-request-id", request_id))
@@ -128,7 +128,7 @@ def client_headers(
             if name == b"connection":
                 tokens.update(t.strip().lower() for t in header[1].split(b","))
             elif name == b"via":
-                previous_via = header[1] + b", "
+                previous_via += header[1] + b", "
             continue
         out.append(header)
     if tokens:

@@ -108,7 +108,7 @@ class ClientConnection(asyncio.Protocol):
         if self._tunnel is not None:
             self._tunnel.write(data)
             return
-        if self.closed:
+        if self.closed or self._pending_error is not None:
             return
         if self.upgrade_requested:
             self._upgrade_rest += data  # until the upstream answers the upgrade
@@ -252,22 +252,28 @@ class ClientConnection(asyncio.Protocol):
         if exchange is not self.current:
             return
         self.current = None
+        if not keep_alive or self.state.draining:
+            self.close()  # anything the client sent after this is ignored
+            return
         if self._pending_error is not None:
+            if self.queue:
+                self._start_next()
+                return
             self.write(client_problem_bytes(*self._pending_error))
             self.close()
             return
-        if not keep_alive or self.state.draining:
-            self.close()
-            return
         if self.queue:
-            following = self.queue.popleft()
-            self.current = following
-            if not self.queue:
-                self.resume_reading(self.PAUSE_PIPELINE)
-            following.start()
+            self._start_next()
             return
         self.resume_reading(self.PAUSE_PIPELINE)
         self._deadline = self.state.loop.time() + self.state.limits.idle_timeout
+
+    def _start_next(self) -> None:
+        following = self.queue.popleft()
+        self.current = following
+        if not self.queue and self._pending_error is None:
+            self.resume_reading(self.PAUSE_PIPELINE)
+        following.start()
 
     def start_tunnel(self, upstream: UpstreamConnection) -> None:
         self._tunnel = upstream
@@ -308,18 +314,22 @@ class ClientConnection(asyncio.Protocol):
 
     def _protocol_error(self, status: int, detail: str) -> None:
         """Answer a request that could not be parsed, in order, then close."""
-        self._start = None
         current = self.current
+        starting, self._start = self._start, None
         if current is not None and current.phase != DONE:
-            if self._parsing is current and not current.status:
-                current.fail_request(status, detail)  # its own body was malformed
-            elif self._parsing is current:
-                self.abort()
-            else:
-                # An earlier request is still being answered: answer this one
-                # after it, and read nothing more meanwhile.
-                self._pending_error = (status, detail)
-                self.pause_reading(self.PAUSE_PIPELINE)
+            if self._parsing is current:
+                # The current request's own body was malformed: never forward it.
+                if current.status:
+                    self.abort()
+                else:
+                    current.fail_request(status, detail)
+                return
+            # A later request is broken: answer the earlier ones first, then
+            # this error, and read nothing more meanwhile.
+            self._pending_error = (status, detail)
+            self.pause_reading(self.PAUSE_PIPELINE)
+            if starting is not None:
+                starting.start()
             return
         self.write(client_problem_bytes(status, detail))
         self.close()
