@@ -8,12 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
+
+from propylon import __version__
 from tests.support.gateway import route, service, simple_config
 from tests.support.problems import assert_problem
 from tests.support.raw import Handler, read_request_head
 from tests.support.wire import RawClient, curl
-
-from propylon import __version__
 
 APP = "https://app.example.com"
 CORS = {"allow_origins": [APP], "allow_credentials": True}

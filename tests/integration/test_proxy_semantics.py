@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from tests.support.gateway import service, simple_config
 from tests.support.raw import Handler, read_request_head
 from tests.support.wire import RawClient, curl

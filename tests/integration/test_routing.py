@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.support.gateway import route, service
 from tests.support.problems import assert_problem
 from tests.support.raw import read_request_head

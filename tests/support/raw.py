@@ -80,7 +80,9 @@ async def read_request_head(reader: asyncio.StreamReader) -> bytes:
     return await reader.readuntil(b"\r\n\r\n")
 
 
-def raw_exchange(port: int, data: bytes, timeout: float = 5.0, *, half_close: bool = False) -> bytes:
+def raw_exchange(
+    port: int, data: bytes, timeout: float = 5.0, *, half_close: bool = False
+) -> bytes:
     """Send ``data``, return everything received until close or ``timeout``."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(data)

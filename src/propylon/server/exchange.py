@@ -155,9 +155,20 @@ class Exchange:
 
     def start(self) -> None:
         """Route the request and run it; called when it is first in line."""
+        if self.phase != ROUTING:
+            return
         state = self.conn.state
+        target = self.target
+        if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+            # Absolute form (RFC 9112 3.2.2): its authority replaces Host.
+            rest = target.split(b"://", 1)[1]
+            cut = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
+            self.host = rest[:cut]
+            target = rest[cut:] or b"/"
+            if target.startswith(b"?"):
+                target = b"/" + target
         try:
-            raw_path, self.query = split_target(self.target)
+            raw_path, self.query = split_target(target)
             self.path = normalize_path(raw_path)
         except InvalidPath as exc:
             self.reply(problem(400, str(exc), self.request_id), close=True)

@@ -31,6 +31,8 @@ HOP_BY_HOP = frozenset(
 )
 
 REASONS: dict[int, bytes] = {s.value: s.phrase.encode() for s in HTTPStatus}
+REASONS[413] = b"Content Too Large"  # RFC 9110's name; Python 3.11 has the old one
+REASONS[422] = b"Unprocessable Content"
 _STATUS_LINES: dict[int, bytes] = {
     code: b"HTTP/1.1 %d %s\r\n" % (code, phrase) for code, phrase in REASONS.items()
 }
@@ -101,6 +103,8 @@ PROBLEM_TITLES: dict[int, str] = {
     405: "Method Not Allowed",
     408: "Request Timeout",
     413: "Content Too Large",
+    501: "Not Implemented",
+    505: "HTTP Version Not Supported",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     502: "Bad Gateway",

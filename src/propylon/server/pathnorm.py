@@ -15,7 +15,7 @@ import re
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 # Characters allowed raw in a path (RFC 3986 pchar plus '/'), besides '%'.
-_PATH_CHARS = re.compile(rb"^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$")
+_PATH_CHARS = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
 
 
 class InvalidPath(ValueError):
@@ -24,10 +24,9 @@ class InvalidPath(ValueError):
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
     """Split a request target into path and query (without the '?')."""
-    path, _, query = target.partition(b"?")
-    fragment = query.find(b"#") if query else path.find(b"#")
-    if fragment >= 0:
+    if b"#" in target:
         raise InvalidPath("a request target must not carry a fragment")
+    path, _, query = target.partition(b"?")
     return path, query
 
 
@@ -35,7 +34,7 @@ def normalize_path(path: bytes) -> str:
     """Return the normalised path as text; raise InvalidPath when malformed."""
     if not path.startswith(b"/"):
         raise InvalidPath("the request target must be an absolute path")
-    if _PATH_CHARS.match(path) is None:
+    if _PATH_CHARS.fullmatch(path) is None:
         raise InvalidPath("the path contains characters that must be percent-encoded")
     if b"%" in path:
         path = _decode_unreserved(path)

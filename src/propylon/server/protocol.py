@@ -27,12 +27,16 @@ if TYPE_CHECKING:
 _NOT_FIELD_TOKENS = frozenset({b"close", b"keep-alive", b"upgrade", b""})
 
 
-class _HeadTooLarge(Exception):
-    pass
+class _Reject(Exception):
+    """Raised from a parser callback: answer ``status`` and close."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
 
 
-class _BadRequest(Exception):
-    pass
+_HEAD_TOO_LARGE = "the request headers are too large"
 
 
 class ClientConnection(asyncio.Protocol):
@@ -41,6 +45,7 @@ class ClientConnection(asyncio.Protocol):
     PAUSE_BUFFER = 4
 
     __slots__ = (
+        "_codings",
         "_deadline",
         "_head_size",
         "_headers",
@@ -86,6 +91,7 @@ class ClientConnection(asyncio.Protocol):
         self._head_size = 0
         self._raw_head = 0
         self._host_count = 0
+        self._codings: list[bytes] = []
         self._paused = 0
         self._tunnel: UpstreamConnection | None = None
         self._upgrade_rest = b""
@@ -113,34 +119,34 @@ class ClientConnection(asyncio.Protocol):
         if self.upgrade_requested:
             self._upgrade_rest += data  # until the upstream answers the upgrade
             return
-        if self.in_head:
-            self._raw_head += len(data)
+        # Counted before parsing, reset when a head completes: so the read that
+        # starts a request counts too, and a never-ending header line cannot
+        # pile up inside the parser.
+        self._raw_head += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             self._upgrade_rest = data[upgrade.args[0] :]
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
-            if isinstance(cause, _HeadTooLarge):
-                self._protocol_error(431, "the request headers are too large")
-            elif isinstance(cause, _BadRequest):
-                self._protocol_error(400, str(cause))
-            else:
+            if not isinstance(cause, _Reject):
                 raise
+            self._protocol_error(cause.status, cause.detail)
             return
         except httptools.HttpParserError as exc:
             self._protocol_error(400, _parser_message(exc))
             return
         else:
             if self.in_head and self._raw_head > self.state.limits.max_header_bytes:
-                self._protocol_error(431, "the request headers are too large")
+                self._protocol_error(431, _HEAD_TOO_LARGE)
                 return
         # Requests start, and body bytes move upstream, only once the whole
         # read has parsed cleanly: nothing malformed is ever forwarded.
         starting = self._start
         if starting is not None:
             self._start = None
-            starting.start()
+            if starting.phase != DONE:  # it may have been answered already (413)
+                starting.start()
         current = self.current
         if current is not None:
             current.flush_request()
@@ -177,6 +183,7 @@ class ClientConnection(asyncio.Protocol):
         self._headers = []
         self._head_size = 0
         self._host_count = 0
+        self._codings = []
         self.connection_tokens = frozenset()
         if self.current is None:
             self._deadline = self.state.loop.time() + self.state.limits.header_timeout
@@ -185,15 +192,17 @@ class ClientConnection(asyncio.Protocol):
         self._url += url
         self._head_size += len(url)
         if self._head_size > self.state.limits.max_header_bytes:
-            raise _HeadTooLarge
+            raise _Reject(431, _HEAD_TOO_LARGE)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_size += len(name) + len(value) + 4
         if self._head_size > self.state.limits.max_header_bytes:
-            raise _HeadTooLarge
+            raise _Reject(431, _HEAD_TOO_LARGE)
         lname = name.lower()
         if lname == b"host":
             self._host_count += 1
+        elif lname == b"transfer-encoding":
+            self._codings.append(value)
         elif lname == b"connection":
             tokens = {t.strip().lower() for t in value.split(b",")} - _NOT_FIELD_TOKENS
             if tokens:
@@ -204,9 +213,14 @@ class ClientConnection(asyncio.Protocol):
         self.in_head = False
         self._raw_head = 0
         parser = self.parser
-        minor = 1 if parser.get_http_version() == "1.1" else 0
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            raise _Reject(505, f"HTTP/{version} is not supported; use HTTP/1.1")
+        minor = 1 if version == "1.1" else 0
         if self._host_count > 1 or (minor == 1 and self._host_count == 0):
-            raise _BadRequest("a request must carry exactly one Host header")
+            raise _Reject(400, "a request must carry exactly one Host header")
+        if self._codings:
+            _check_codings(self._codings, minor)
         self.upgrade_requested = parser.should_upgrade()
         exchange = Exchange(
             self, parser.get_method(), self._url, self._headers, minor, parser.should_keep_alive()
@@ -333,6 +347,18 @@ class ClientConnection(asyncio.Protocol):
             return
         self.write(client_problem_bytes(status, detail))
         self.close()
+
+
+def _check_codings(values: list[bytes], minor: int) -> None:
+    """RFC 9112 6.1: only ``chunked`` is understood, and never from HTTP/1.0."""
+    if minor == 0:
+        raise _Reject(400, "Transfer-Encoding is not allowed in HTTP/1.0 requests")
+    codings = [c.strip().lower() for value in values for c in value.split(b",")]
+    if codings[-1] != b"chunked":
+        # 6.3: without a final chunked the body length cannot be known.
+        raise _Reject(400, "Transfer-Encoding must end with chunked")
+    if codings != [b"chunked"]:
+        raise _Reject(501, "only the chunked transfer coding is supported")
 
 
 def _parser_message(exc: Exception) -> str:

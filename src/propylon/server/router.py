@@ -1,9 +1,10 @@
 """Route matching: host, longest path prefix on segment boundaries, method.
 
 Routes are indexed by prefix, so a match costs one dict look-up per path
-segment, whatever the number of routes. At one prefix, routes with an exact
-host come first, then wildcard hosts (longest suffix first), then routes
-without hosts, each group in config order. A method mismatch at a longer
+segment, whatever the number of routes. At one prefix, the route whose host
+matched best wins: an exact name, then the longest wildcard suffix that
+matched the request's host, then routes without hosts; ties go to the route
+that comes first in the config. A method mismatch at a longer
 prefix falls through to shorter prefixes; only when nothing matches is the
 answer 405 (with the methods that would have matched) instead of 404.
 """
@@ -40,19 +41,23 @@ class RouteSpec(Generic[T]):
         self.methods = frozenset(m.upper() for m in methods) or None
         self.order = order
 
-    def host_rank(self) -> tuple[int, int]:
-        if self.exact_hosts:
-            return (0, 0)
-        if self.suffixes:
-            return (1, -len(self.suffixes[0]))
-        return (2, 0)
+    def host_rank(self, host: str) -> int | None:
+        """How well ``host`` matches: lower is better; None for no match.
 
-    def matches_host(self, host: str) -> bool:
+        0 = exact name, then wildcards by the length of the suffix that
+        matched (longer is better), last a route without hosts.
+        """
         if not self.exact_hosts and not self.suffixes:
-            return True
+            return _ANY_HOST
         if host in self.exact_hosts:
-            return True
-        return any(host.endswith(suffix) for suffix in self.suffixes)
+            return 0
+        for suffix in self.suffixes:  # longest first
+            if host.endswith(suffix):
+                return _ANY_HOST - len(suffix)
+        return None
+
+
+_ANY_HOST = 1 << 16  # worse than any wildcard, whose suffix is shorter than this
 
 
 class Router(Generic[T]):
@@ -61,7 +66,7 @@ class Router(Generic[T]):
         for spec in specs:
             by_prefix.setdefault(spec.prefix, []).append(spec)
         self._by_prefix = {
-            prefix: tuple(sorted(group, key=lambda s: (*s.host_rank(), s.order)))
+            prefix: tuple(sorted(group, key=lambda s: s.order))
             for prefix, group in by_prefix.items()
         }
 
@@ -77,12 +82,18 @@ class Router(Generic[T]):
         while True:
             group = by_prefix.get(candidate)
             if group is not None:
-                for spec in group:
-                    if not spec.matches_host(host):
+                best: RouteSpec[T] | None = None
+                best_rank = _ANY_HOST + 1
+                for spec in group:  # in config order, so ties keep the first
+                    rank = spec.host_rank(host)
+                    if rank is None:
                         continue
-                    if spec.methods is None or method in spec.methods:
-                        return spec.target, frozenset()
-                    allowed = allowed | spec.methods
+                    if spec.methods is not None and method not in spec.methods:
+                        allowed = allowed | spec.methods
+                    elif rank < best_rank:
+                        best, best_rank = spec, rank
+                if best is not None:
+                    return best.target, frozenset()
             if candidate == "/":
                 return None, allowed
             cut = candidate.rfind("/")

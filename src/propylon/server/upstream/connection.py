@@ -43,6 +43,10 @@ class ResponseSink(Protocol):
     def resume_client_reading(self) -> None: ...
 
 
+class _TrailingResponse(Exception):
+    pass
+
+
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "_chunked",
@@ -165,6 +169,10 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(UpstreamProtocolError("unexpected protocol upgrade from upstream"))
             return
         except httptools.HttpParserError:
+            if self._done:
+                self._keep_alive = False
+                sink.on_response_end()
+                return
             self._fail(UpstreamProtocolError("malformed response from upstream"))
             return
         if self._done:
@@ -209,6 +217,14 @@ class UpstreamConnection(asyncio.Protocol):
             self.exchange.resume_client_reading()
 
     # -- httptools callbacks --------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._done:
+            # Bytes after a complete response: never parse them as an answer to
+            # this request (response injection); the connection is unusable.
+            raise _TrailingResponse
+        self._headers = []
+        self._reason = b""
 
     def on_status(self, status: bytes) -> None:
         self._reason += status
