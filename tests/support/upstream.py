@@ -55,7 +55,9 @@ class Upstream:
         app.router.add_route("*", "/slow", self._slow)
         app.router.add_route("*", "/status/{code}", self._status)
         app.router.add_route("*", "/{tail:.*}", self._echo)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, handler_cancellation=True
+        )
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()

@@ -266,6 +266,9 @@ class ClientConnection(asyncio.Protocol):
         if exchange is not self.current:
             return
         self.current = None
+        # Pauses on behalf of this exchange's upstream end with it: its
+        # resume_writing may never come once it is detached.
+        self.resume_reading(self.PAUSE_UPSTREAM | self.PAUSE_BUFFER)
         if not keep_alive or self.state.draining:
             self.close()  # anything the client sent after this is ignored
             return

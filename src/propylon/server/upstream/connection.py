@@ -57,6 +57,7 @@ class UpstreamConnection(asyncio.Protocol):
         "_keep_alive",
         "_length",
         "_parser",
+        "_reading_paused",
         "_reason",
         "_tunnel",
         "exchange",
@@ -84,6 +85,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._keep_alive = False
         self._done = False
         self._tunnel = False
+        self._reading_paused = False
 
     # -- driven by the exchange -------------------------------------------
 
@@ -116,8 +118,12 @@ class UpstreamConnection(asyncio.Protocol):
     def pause_reading(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.pause_reading()
+            self._reading_paused = True
 
     def resume_reading(self) -> None:
+        if not self._reading_paused:
+            return
+        self._reading_paused = False
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
@@ -129,6 +135,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool.in_flight -= 1
         if reusable and self._done and self._keep_alive:
             self.reused = True
+            # It may have been paused for a slow client; idle, it must read
+            # again (to notice the upstream closing it, and for the next use).
+            self.resume_reading()
             self.pool.release(self)
         else:
             self.close()
