@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from propylon.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
 from propylon.server import builtin
-from propylon.server.headers import Forwarding, client_head, client_headers, upstream_head
+from propylon.server.headers import client_head, trusted_forwarding, upstream_head
 from propylon.server.http import Header, Response, new_request_id, problem, valid_request_id
 from propylon.server.pathnorm import InvalidPath, normalize_path, split_target
 from propylon.server.router import host_without_port, rewrite_path
@@ -289,27 +289,31 @@ class Exchange:
         path = rewrite_path(self.path, route.prefix, route.strip_prefix, route.rewrite)
         target = path.encode() + b"?" + self.query if self.query else path.encode()
         host = self.host if service.config.preserve_host and self.host else pool.host_header
-        framing: Header | None = None
+        conn = self.conn
+        if conn.trusted_peer:
+            forwarded, forwarded_host, self.client_ip = trusted_forwarding(
+                conn.peer_ip, self.headers, state.is_trusted
+            )
+            forwarded += b"x-forwarded-host: %s\r\n" % (forwarded_host or self.host)
+        else:
+            forwarded = conn.forwarded + b"x-forwarded-host: " + self.host + b"\r\n"
+        tail = route.extra_lines
         if self.req_chunked:
-            framing = (b"transfer-encoding", b"chunked")
+            tail += b"transfer-encoding: chunked\r\n"
         elif self.req_length is not None:
-            framing = (b"content-length", b"%d" % self.req_length)
-        forwarding = Forwarding(
-            self.conn.peer_ip, self.conn.trusted_peer, self.headers, self.host, state.is_trusted
-        )
-        self.client_ip = forwarding.client_ip
+            tail += b"content-length: %d\r\n" % self.req_length
+        if self.upgrade is not None:
+            tail += b"connection: upgrade\r\nupgrade: %s\r\n" % self.upgrade
         self._head = upstream_head(
             self.raw_method,
             target,
             self.headers,
-            self.conn.connection_tokens,
+            conn.connection_tokens,
             host,
-            forwarding,
+            forwarded,
             self.request_id,
             state.via,
-            framing,
-            self.upgrade,
-            route.forwarded_prefix,
+            tail,
         )
         self._connect(pool, fresh=False)
 
@@ -388,19 +392,21 @@ class Exchange:
         self.phase = RESPONDING
         state = self.conn.state
         self._activity = state.loop.time()
+        upstream = self._upstream
+        assert upstream is not None
+        out = headers  # already without hop-by-hop fields (see UpstreamConnection)
+        out.append((b"x-request-id", self.request_id))
+        out.append((b"via", upstream.response_via + state.via))
         if status == 101:
-            out = client_headers(headers, self.request_id, state.via, False)
-            upgrade = next((v for k, v in headers if k == b"upgrade"), self.upgrade or b"")
+            upgrade = upstream.response_upgrade or self.upgrade or b""
             out += [(b"connection", b"upgrade"), (b"upgrade", upgrade)]
             self._out.append(client_head(status, reason, out))
             return
-        unframed = length is None and not chunked
-        if chunked or unframed:
+        if length is None:  # chunked, or ends when the upstream closes
             if self.http_minor == 1:
                 self._chunked_out = True
             else:
                 self._keep_alive = False  # HTTP/1.0: the body ends when we close
-        out = client_headers(headers, self.request_id, state.via, chunked or unframed)
         if self._chunked_out:
             out.append((b"transfer-encoding", b"chunked"))
         self._chain.run_response(self, status, out)

@@ -32,48 +32,42 @@ _REPLACED_UPSTREAM = HOP_BY_HOP | {
     b"x-user-roles",
     b"x-auth-method",
 }
-_REPLACED_CLIENT = HOP_BY_HOP | {b"x-request-id", b"via"}
-_REPLACED_CLIENT_CHUNKED = _REPLACED_CLIENT | {b"content-length"}
 
 
-class Forwarding:
-    """The X-Forwarded-* values and client address for one request."""
+def untrusted_forwarding(peer_ip: str) -> bytes:
+    """X-Forwarded-For/-Proto for a direct client; computed once per connection."""
+    return b"x-forwarded-for: %s\r\nx-forwarded-proto: http\r\n" % peer_ip.encode()
 
-    __slots__ = ("client_ip", "forwarded_for", "host", "proto")
 
-    def __init__(
-        self,
-        peer_ip: str,
-        trusted_peer: bool,
-        headers: list[Header],
-        host: bytes,
-        is_trusted: Callable[[str], bool],
-    ) -> None:
-        peer = peer_ip.encode()
-        self.client_ip = peer_ip
-        self.forwarded_for = peer
-        self.proto = b"http"
-        self.host = host
-        if not trusted_peer:
-            return
-        chain: list[bytes] = []
-        for name, value in headers:
-            if name == b"x-forwarded-for":
-                chain.extend(part.strip() for part in value.split(b",") if part.strip())
-            elif name == b"x-forwarded-proto" and value in (b"http", b"https"):
-                self.proto = value
-            elif name == b"x-forwarded-host" and value:
-                self.host = value
-        if chain:
-            self.forwarded_for = b", ".join(chain) + b", " + peer
-            # The client is the nearest address that is not one of our proxies.
-            for address in reversed(chain):
-                text = address.decode("latin-1")
-                if not is_trusted(text):
-                    self.client_ip = text
-                    break
-            else:
-                self.client_ip = chain[0].decode("latin-1")
+def trusted_forwarding(
+    peer_ip: str, headers: list[Header], is_trusted: Callable[[str], bool]
+) -> tuple[bytes, bytes | None, str]:
+    """For a peer in trusted_proxies: (X-Forwarded-For/-Proto lines, its
+    X-Forwarded-Host or None, the client address)."""
+    peer = peer_ip.encode()
+    chain: list[bytes] = []
+    proto = b"http"
+    host: bytes | None = None
+    for name, value in headers:
+        if name == b"x-forwarded-for":
+            chain.extend(part.strip() for part in value.split(b",") if part.strip())
+        elif name == b"x-forwarded-proto" and value in (b"http", b"https"):
+            proto = value
+        elif name == b"x-forwarded-host" and value:
+            host = value
+    client_ip = peer_ip
+    if chain:
+        # The client is the nearest address that is not one of our proxies.
+        for address in reversed(chain):
+            text = address.decode("latin-1")
+            if not is_trusted(text):
+                client_ip = text
+                break
+        else:
+            client_ip = chain[0].decode("latin-1")
+    forwarded_for = b", ".join([*chain, peer])
+    lines = b"x-forwarded-for: %s\r\nx-forwarded-proto: %s\r\n" % (forwarded_for, proto)
+    return lines, host, client_ip
 
 
 def upstream_head(
@@ -82,60 +76,40 @@ def upstream_head(
     headers: list[Header],
     drop: frozenset[bytes],
     host: bytes,
-    forwarding: Forwarding,
+    forwarded: bytes,
     request_id: bytes,
     via: bytes,
-    framing: Header | None,
-    upgrade: bytes | None,
-    prefix: bytes | None,
+    tail: bytes,
 ) -> bytes:
-    """The request head sent upstream, as one bytes object."""
-    out: list[Header] = [(b"host", host)]
+    """The request head sent upstream, as one bytes object.
+
+    ``forwarded`` holds the rendered X-Forwarded-* lines, ``tail`` any
+    further rendered lines (framing, prefix, upgrade).
+    """
+    parts = [method, b" ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
+    extend = parts.extend
     previous_via = b""
-    for header in headers:
-        name = header[0]
+    for name, value in headers:
         if name in _REPLACED_UPSTREAM or name in drop:
             if name == b"via":
-                previous_via += header[1] + b", "
+                previous_via += value + b", "
             continue
-        out.append(header)
-    out.append((b"x-request-id", request_id))
-    out.append((b"x-forwarded-for", forwarding.forwarded_for))
-    out.append((b"x-forwarded-proto", forwarding.proto))
-    out.append((b"x-forwarded-host", forwarding.host))
-    out.append((b"via", previous_via + via))
-    if prefix is not None:
-        out.append((b"x-forwarded-prefix", prefix))
-    if framing is not None:
-        out.append(framing)
-    if upgrade is not None:
-        out.append((b"connection", b"upgrade"))
-        out.append((b"upgrade", upgrade))
-    return b"%s %s HTTP/1.1\r\n%s\r\n" % (method, target, render_headers(out))
-
-
-def client_headers(
-    headers: list[Header], request_id: bytes, via: bytes, chunked_out: bool
-) -> list[Header]:
-    """The upstream response's headers, made fit for the client."""
-    drop = _REPLACED_CLIENT_CHUNKED if chunked_out else _REPLACED_CLIENT
-    tokens: set[bytes] = set()
-    previous_via = b""
-    out: list[Header] = []
-    for header in headers:
-        name = header[0]
-        if name in drop:
-            if name == b"connection":
-                tokens.update(t.strip().lower() for t in header[1].split(b","))
-            elif name == b"via":
-                previous_via += header[1] + b", "
-            continue
-        out.append(header)
-    if tokens:
-        out = [h for h in out if h[0] not in tokens]
-    out.append((b"x-request-id", request_id))
-    out.append((b"via", previous_via + via))
-    return out
+        extend((name, b": ", value, b"\r\n"))
+    extend(
+        (
+            b"x-request-id: ",
+            request_id,
+            b"\r\n",
+            forwarded,
+            b"via: ",
+            previous_via,
+            via,
+            b"\r\n",
+            tail,
+            b"\r\n",
+        )
+    )
+    return b"".join(parts)
 
 
 def client_head(status: int, reason: bytes, headers: list[Header]) -> bytes:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from propylon.server.exchange import DONE, Exchange
+from propylon.server.headers import untrusted_forwarding
 from propylon.server.http import Header, client_problem_bytes
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class ClientConnection(asyncio.Protocol):
         "closed",
         "connection_tokens",
         "current",
+        "forwarded",
         "in_head",
         "parser",
         "peer_ip",
@@ -80,6 +82,7 @@ class ClientConnection(asyncio.Protocol):
         self.peer_ip = ""
         self.client_ip = ""
         self.trusted_peer = False
+        self.forwarded = b""
         self.current: Exchange | None = None
         self.queue: deque[Exchange] = deque()
         self.in_head = False
@@ -107,6 +110,7 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer_ip = self.client_ip = peer[0] if isinstance(peer, tuple) else ""
         self.trusted_peer = self.state.is_trusted(self.peer_ip)
+        self.forwarded = untrusted_forwarding(self.peer_ip)
         self.state.connections.add(self)
         self._deadline = self.state.loop.time() + self.state.limits.header_timeout
 

@@ -74,7 +74,7 @@ class ServiceRuntime:
 class RouteRuntime:
     __slots__ = (
         "chain",
-        "forwarded_prefix",
+        "extra_lines",
         "name",
         "prefix",
         "rewrite",
@@ -92,7 +92,9 @@ class RouteRuntime:
         # When the upstream sees another path than the client, tell it the
         # public prefix so it can build links (X-Forwarded-Prefix).
         changes_path = (config.strip_prefix or config.rewrite is not None) and self.prefix != "/"
-        self.forwarded_prefix = self.prefix.encode() if changes_path else None
+        prefix = b"x-forwarded-prefix: %s\r\n" % self.prefix.encode()
+        # Rendered header lines this route adds to every upstream request.
+        self.extra_lines = prefix if changes_path else b""
 
 
 class GatewayState:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import httptools
 
 from propylon.errors import UpstreamError, UpstreamProtocolError
+from propylon.server.http import HOP_BY_HOP
 
 if TYPE_CHECKING:
     from propylon.server.http import Header
@@ -43,6 +44,10 @@ class ResponseSink(Protocol):
     def resume_client_reading(self) -> None: ...
 
 
+# Response fields noted by the connection instead of being passed on as is.
+_NOTED = HOP_BY_HOP | {b"content-length", b"via", b"x-request-id"}
+
+
 class _TrailingResponse(Exception):
     pass
 
@@ -59,11 +64,14 @@ class UpstreamConnection(asyncio.Protocol):
         "_parser",
         "_reading_paused",
         "_reason",
+        "_tokens",
         "_tunnel",
         "exchange",
         "idle_since",
         "pool",
         "received",
+        "response_upgrade",
+        "response_via",
         "reused",
         "transport",
     )
@@ -86,6 +94,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._done = False
         self._tunnel = False
         self._reading_paused = False
+        self._tokens: set[bytes] = set()
+        self.response_via = b""  # Via of the upstream response, ", "-terminated
+        self.response_upgrade = b""
 
     # -- driven by the exchange -------------------------------------------
 
@@ -98,10 +109,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange = sink
         if self._parser is None:
             self._parser = httptools.HttpResponseParser(self)
-        self._headers = []
-        self._reason = b""
-        self._length = None
-        self._chunked = False
         self._head_only = head_only
         self._headers_done = False
         self._done = False
@@ -234,17 +241,35 @@ class UpstreamConnection(asyncio.Protocol):
             raise _TrailingResponse
         self._headers = []
         self._reason = b""
+        self._length = None
+        self._chunked = False
+        self._tokens = set()
+        self.response_via = b""
+        self.response_upgrade = b""
 
     def on_status(self, status: bytes) -> None:
         self._reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
         lname = name.lower()
+        if lname in _NOTED:
+            self._note(lname, value)
+        else:
+            self._headers.append((lname, value))
+
+    def _note(self, lname: bytes, value: bytes) -> None:
+        """Fields the gateway reads or replaces; hop-by-hop ones are dropped."""
         if lname == b"content-length":
             self._length = int(value)
-        elif lname == b"transfer-encoding" and value.lower().rstrip().endswith(b"chunked"):
-            self._chunked = True
-        self._headers.append((lname, value))
+            self._headers.append((lname, value))
+        elif lname == b"transfer-encoding":
+            self._chunked = value.lower().rstrip().endswith(b"chunked")
+        elif lname == b"connection":
+            self._tokens.update(t.strip().lower() for t in value.split(b","))
+        elif lname == b"via":
+            self.response_via += value + b", "
+        elif lname == b"upgrade":
+            self.response_upgrade = value
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -254,13 +279,15 @@ class UpstreamConnection(asyncio.Protocol):
         if 100 <= status < 200 and status != 101:
             # Interim responses (100 Continue, 103) are not relayed: the
             # gateway answers Expect itself and waits for the final one.
-            self._headers = []
-            self._reason = b""
-            self._length = None
-            self._chunked = False
             return
         self._headers_done = True
         self._keep_alive = parser.should_keep_alive()
+        if self._chunked and self._length is not None:
+            # Both framings: chunked wins (RFC 9112 6.3) and the length goes.
+            self._headers = [h for h in self._headers if h[0] != b"content-length"]
+            self._length = None
+        if self._tokens:
+            self._headers = [h for h in self._headers if h[0] not in self._tokens]
         no_body = self._head_only or status in (204, 304)
         self.exchange.on_response_head(
             status,
