@@ -72,14 +72,7 @@ def connection_tokens(headers: list[Header]) -> frozenset[bytes]:
 
 
 def render_headers(headers: list[Header]) -> bytes:
-    out: list[bytes] = []
-    append = out.append
-    for name, value in headers:
-        append(name)
-        append(b": ")
-        append(value)
-        append(b"\r\n")
-    return b"".join(out)
+    return b"".join([b"%s: %s\r\n" % header for header in headers])
 
 
 @dataclass(slots=True)
