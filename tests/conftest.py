@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -89,3 +90,43 @@ def gateway_process(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Gatew
     yield make
     for handle in started:
         handle.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a real Redis for the session (see tests/support/redis.py)."""
+    from tests.support.redis import RedisServer, redis_unavailable
+
+    try:
+        server = RedisServer()
+    except FileNotFoundError:
+        url = os.environ.get("REDIS_URL")
+        if not url:
+            redis_unavailable("redis-server is not installed and REDIS_URL is not set")
+        yield url  # type: ignore[misc]
+        return
+    yield server.url
+    server.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix for one test; every key under it is deleted afterwards."""
+    from tests.support.redis import delete_prefix, new_prefix
+
+    prefix = new_prefix()
+    yield prefix
+    delete_prefix(redis_url, prefix)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[Any]:
+    """A private redis-server that the test may stop and start (outage tests)."""
+    from tests.support.redis import RedisServer, redis_unavailable
+
+    try:
+        server = RedisServer()
+    except FileNotFoundError:
+        redis_unavailable("redis-server is not installed; outage tests need their own")
+    yield server
+    server.close()

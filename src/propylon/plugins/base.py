@@ -18,6 +18,7 @@ patterns) so that the hooks stay small.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from pydantic import BaseModel
@@ -25,8 +26,26 @@ from pydantic import BaseModel
 from propylon.server.http import Header, Response
 
 
+@dataclass(slots=True)
+class Identity:
+    """Who is calling, as established by an authentication plugin."""
+
+    method: str  # "jwt", "api_key", ...
+    consumer_id: str | None = None
+    user_id: str | None = None
+    roles: tuple[str, ...] = ()
+    scopes: frozenset[str] = frozenset()
+    tier: str | None = None
+    claims: dict[str, object] = field(default_factory=dict)
+
+
 class RequestContext(Protocol):
-    """What a plugin may read of a request (and its response, once known)."""
+    """What a plugin may read of a request (and its response, once known).
+
+    ``client_ip`` is the client's address after the trusted-proxy logic.
+    ``identity`` is set by an authentication plugin. Header names are
+    lower-case bytes.
+    """
 
     request_id: bytes
     method: str
@@ -36,8 +55,15 @@ class RequestContext(Protocol):
     client_ip: str
     route_name: str
     status: int
+    identity: Identity | None
 
     def request_header(self, name: bytes) -> bytes | None: ...
+
+    def remove_request_header(self, name: bytes) -> None:
+        """Do not forward this request header (e.g. Authorization)."""
+
+    def add_upstream_header(self, name: bytes, value: bytes) -> None:
+        """Send this header to the upstream (e.g. X-User-ID)."""
 
 
 class Plugin:

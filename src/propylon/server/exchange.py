@@ -23,7 +23,7 @@ from propylon.server.router import host_without_port, rewrite_path
 
 if TYPE_CHECKING:
     from propylon.config.models import TimeoutsConfig
-    from propylon.plugins.base import PluginChain
+    from propylon.plugins.base import Identity, PluginChain
     from propylon.server.protocol import ClientConnection
     from propylon.server.state import RouteRuntime
     from propylon.server.upstream.connection import UpstreamConnection
@@ -47,12 +47,14 @@ class Exchange:
         "_chunked_out",
         "_connect_task",
         "_deadline_total",
+        "_forwarded",
         "_head",
         "_head_sent",
         "_keep_alive",
         "_out",
         "_pool",
         "_upstream",
+        "_upstream_extra",
         "_upstream_paused",
         "bytes_in",
         "bytes_out",
@@ -62,6 +64,7 @@ class Exchange:
         "headers",
         "host",
         "http_minor",
+        "identity",
         "method",
         "path",
         "phase",
@@ -141,6 +144,9 @@ class Exchange:
         self._activity = 0.0
         self._deadline_total = 0.0
         self._head_sent = False
+        self._forwarded = b""
+        self._upstream_extra = b""
+        self.identity: Identity | None = None
         self.phase = ROUTING
 
     # -- RequestContext -------------------------------------------------------
@@ -150,6 +156,14 @@ class Exchange:
             if key == name:
                 return value
         return None
+
+    def remove_request_header(self, name: bytes) -> None:
+        self.headers = [header for header in self.headers if header[0] != name]
+
+    def add_upstream_header(self, name: bytes, value: bytes) -> None:
+        if b"\r" in value or b"\n" in value:
+            raise ValueError("a header value must not contain CR or LF")
+        self._upstream_extra += b"%s: %s\r\n" % (name, value)
 
     # -- request side ---------------------------------------------------------
 
@@ -194,6 +208,16 @@ class Exchange:
             return
         self.route = route
         self.route_name = route.name
+        conn = self.conn
+        if conn.trusted_peer:
+            forwarded, forwarded_host, self.client_ip = trusted_forwarding(
+                conn.peer_ip, self.headers, state.is_trusted
+            )
+            self._forwarded = forwarded + b"x-forwarded-host: %s\r\n" % (
+                forwarded_host or self.host
+            )
+        else:
+            self._forwarded = conn.forwarded + b"x-forwarded-host: " + self.host + b"\r\n"
         self._chain = route.chain
         limit = state.limits.max_body
         if self.req_length is not None and self.req_length > limit:
@@ -289,15 +313,7 @@ class Exchange:
         path = rewrite_path(self.path, route.prefix, route.strip_prefix, route.rewrite)
         target = path.encode() + b"?" + self.query if self.query else path.encode()
         host = self.host if service.config.preserve_host and self.host else pool.host_header
-        conn = self.conn
-        if conn.trusted_peer:
-            forwarded, forwarded_host, self.client_ip = trusted_forwarding(
-                conn.peer_ip, self.headers, state.is_trusted
-            )
-            forwarded += b"x-forwarded-host: %s\r\n" % (forwarded_host or self.host)
-        else:
-            forwarded = conn.forwarded + b"x-forwarded-host: " + self.host + b"\r\n"
-        tail = route.extra_lines
+        tail = route.extra_lines + self._upstream_extra
         if self.req_chunked:
             tail += b"transfer-encoding: chunked\r\n"
         elif self.req_length is not None:
@@ -308,9 +324,9 @@ class Exchange:
             self.raw_method,
             target,
             self.headers,
-            conn.connection_tokens,
+            self.conn.connection_tokens,
             host,
-            forwarded,
+            self._forwarded,
             self.request_id,
             state.via,
             tail,
