@@ -10,11 +10,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from propylon.config.units import parse_duration, parse_size
+from propylon.config.upstream import FallbackConfig, ServiceConfig
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Size = Annotated[int, BeforeValidator(parse_size)]
@@ -77,43 +77,6 @@ class GatewaySettings(Strict):
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
         return value
-
-
-class TargetConfig(Strict):
-    url: str
-    weight: int = Field(default=1, ge=0, le=1000)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"{value!r} must be an http://HOST[:PORT] URL")
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ValueError(f"{value!r} must not carry a path, query or fragment")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError as exc:
-            raise ValueError(f"{value!r}: {exc}") from None
-        return value
-
-
-class TimeoutsConfig(Strict):
-    connect: Duration = 5.0
-    read: Duration = 30.0
-    total: Duration = 60.0
-
-
-class PoolConfig(Strict):
-    max_idle: int = Field(default=64, ge=0, le=10_000)
-    idle_timeout: Duration = 60.0
-
-
-class ServiceConfig(Strict):
-    targets: list[TargetConfig] = Field(min_length=1)
-    timeouts: TimeoutsConfig = TimeoutsConfig()
-    pool: PoolConfig = PoolConfig()
-    preserve_host: bool = False
 
 
 class MatchConfig(Strict):
@@ -216,6 +179,7 @@ class RouteConfig(Strict):
     strip_prefix: bool = False
     rewrite: str | None = None
     plugins: RoutePlugins = RoutePlugins()
+    fallback: FallbackConfig | None = None
 
     @field_validator("name")
     @classmethod
