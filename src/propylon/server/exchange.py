@@ -22,7 +22,7 @@ from propylon.server.pathnorm import InvalidPath, normalize_path, split_target
 from propylon.server.router import host_without_port, rewrite_path
 
 if TYPE_CHECKING:
-    from propylon.config.models import TimeoutsConfig
+    from propylon.config.upstream import TimeoutsConfig
     from propylon.plugins.base import Identity, PluginChain
     from propylon.server.protocol import ClientConnection
     from propylon.server.state import RouteRuntime

@@ -20,7 +20,8 @@ from propylon.server.router import Router, RouteSpec
 from propylon.server.upstream.pool import TargetPool
 
 if TYPE_CHECKING:
-    from propylon.config.models import GatewayConfig, RouteConfig, ServiceConfig
+    from propylon.config.models import GatewayConfig, RouteConfig
+    from propylon.config.upstream import ServiceConfig
     from propylon.server.protocol import ClientConnection
 
 
