@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from propylon.config.redis import RedisConfig
 from propylon.config.units import parse_duration, parse_size
 from propylon.config.upstream import FallbackConfig, ServiceConfig
 
@@ -204,6 +205,7 @@ class RouteConfig(Strict):
 
 class GatewayConfig(Strict):
     gateway: GatewaySettings = GatewaySettings()
+    redis: RedisConfig | None = None
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     routes: list[RouteConfig] = Field(default_factory=list)
     cors: CorsConfig | None = None
