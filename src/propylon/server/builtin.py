@@ -49,17 +49,17 @@ def health_document(state: GatewayState) -> dict[str, object]:
 
 
 def readiness(state: GatewayState) -> Response:
-    """Ready when config is loaded and every service has a target taking traffic."""
+    """Ready when config is loaded and every service has an available target."""
     checks: dict[str, dict[str, object]] = {"config": {"status": "pass"}}
     failing = False
     for name, service in state.services.items():
         if state.draining:
             checks[f"service:{name}"] = {"status": "fail", "reason": "draining"}
             failing = True
-        elif any(service.weights):
+        elif service.ready():
             checks[f"service:{name}"] = {"status": "pass"}
         else:
-            checks[f"service:{name}"] = {"status": "fail", "reason": "no target takes traffic"}
+            checks[f"service:{name}"] = {"status": "fail", "reason": "no target is available"}
             failing = True
     status = 503 if failing else 200
     body = {"status": "not_ready" if failing else "ready", "checks": checks}

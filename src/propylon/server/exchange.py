@@ -1,171 +1,55 @@
-"""One request/response exchange between a client and an upstream.
+"""One request/response exchange: routing, and the upstream side with retries.
 
-An Exchange is created when a request's headers are parsed and lives until
-the last response byte is written (or either side fails). It is also the
-``RequestContext`` plugins see. Everything is callback-driven: the client
-connection feeds request events in, the upstream connection feeds response
-events in, and the exchange writes to the other side, pausing reading on one
-side when the other cannot keep up.
+Everything is callback-driven: the client connection feeds request events
+in, the upstream connection feeds response events in (this class is its
+``ResponseSink``), and the exchange writes to the other side. An exchange
+makes one or more *attempts*: each picks a target, takes a ticket from the
+service's circuit breaker, and ends with one outcome recorded for the
+breaker and the target's passive health. A failed attempt is retried on
+another target while nothing was sent to the client yet, the method is
+retryable, the body can be replayed and the retry budget allows it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING
 
 from propylon.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
 from propylon.server import builtin
+from propylon.server.exchange_base import (
+    CONNECTING,
+    DONE,
+    PLUGINS,
+    RESPONDING,
+    ROUTING,
+    TUNNEL,
+    WAITING,
+    ExchangeBase,
+    log,
+)
 from propylon.server.headers import client_head, trusted_forwarding, upstream_head
-from propylon.server.http import Header, Response, new_request_id, problem, valid_request_id
+from propylon.server.http import Header, problem
 from propylon.server.pathnorm import InvalidPath, normalize_path, split_target
 from propylon.server.router import host_without_port, rewrite_path
+from propylon.server.upstream.breaker import REJECTED
 
 if TYPE_CHECKING:
-    from propylon.config.upstream import TimeoutsConfig
-    from propylon.plugins.base import Identity, PluginChain
-    from propylon.server.protocol import ClientConnection
-    from propylon.server.state import RouteRuntime
     from propylon.server.upstream.connection import UpstreamConnection
     from propylon.server.upstream.pool import TargetPool
+    from propylon.server.upstream.service import ServiceRuntime
+    from propylon.server.upstream.target import Target
 
-log = logging.getLogger("propylon.proxy")
+__all__ = ["DONE", "Exchange"]
 
-ROUTING, PLUGINS, CONNECTING, WAITING, RESPONDING, TUNNEL, DONE = range(7)
-_BUFFER_LIMIT = 256 * 1024  # request bytes held while no upstream is attached
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_RETRYABLE = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+# What went wrong with an attempt, for retries, the breaker and passive health.
+CONNECT_ERROR, TIMEOUT, RESET, TOTAL_TIMEOUT = "connect_error", "timeout", "reset", "total"
 
 
-class Exchange:
-    __slots__ = (
-        "_activity",
-        "_attempts",
-        "_buffer",
-        "_buffered",
-        "_chain",
-        "_chunked_out",
-        "_connect_task",
-        "_deadline_total",
-        "_forwarded",
-        "_head",
-        "_head_sent",
-        "_keep_alive",
-        "_out",
-        "_pool",
-        "_upstream",
-        "_upstream_extra",
-        "_upstream_paused",
-        "bytes_in",
-        "bytes_out",
-        "client_ip",
-        "conn",
-        "expect_continue",
-        "headers",
-        "host",
-        "http_minor",
-        "identity",
-        "method",
-        "path",
-        "phase",
-        "query",
-        "raw_method",
-        "req_chunked",
-        "req_done",
-        "req_length",
-        "request_id",
-        "route",
-        "route_name",
-        "started",
-        "status",
-        "target",
-        "upgrade",
-    )
-
-    def __init__(
-        self,
-        conn: ClientConnection,
-        method: bytes,
-        target: bytes,
-        headers: list[Header],
-        http_minor: int,
-        keep_alive: bool,
-    ) -> None:
-        self.conn = conn
-        self.raw_method = method
-        self.method = method.decode("ascii")
-        self.target = target
-        self.headers = headers
-        self.http_minor = http_minor
-        self._keep_alive = keep_alive
-        self.started = conn.state.loop.time()
-        self.status = 0
-        self.route: RouteRuntime | None = None
-        self.route_name = ""
-        self.path = ""
-        self.query = b""
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.upgrade: bytes | None = None
-        self.expect_continue = False
-        self.req_length: int | None = None
-        self.req_chunked = False
-        request_id = host = None
-        for name, value in headers:
-            if name == b"x-request-id":
-                request_id = value
-            elif name == b"host":
-                host = value
-            elif name == b"content-length":
-                self.req_length = int(value)
-            elif name == b"transfer-encoding":
-                self.req_chunked = True  # llhttp rejects any other final coding
-            elif name == b"expect":
-                self.expect_continue = value.lower() == b"100-continue"
-        self.request_id = (
-            request_id
-            if request_id is not None and valid_request_id(request_id)
-            else new_request_id()
-        )
-        self.host = host or b""
-        self.client_ip = conn.client_ip
-        self.req_done = not self.req_chunked and not self.req_length
-        self._chain: PluginChain = conn.state.default_chain
-        self._buffer: list[bytes] = []
-        self._buffered = 0
-        self._out: list[bytes] = []
-        self._chunked_out = False
-        self._head = b""
-        self._pool: TargetPool | None = None
-        self._upstream: UpstreamConnection | None = None
-        self._upstream_paused = False
-        self._connect_task: asyncio.Task[UpstreamConnection] | None = None
-        self._attempts = 0
-        self._activity = 0.0
-        self._deadline_total = 0.0
-        self._head_sent = False
-        self._forwarded = b""
-        self._upstream_extra = b""
-        self.identity: Identity | None = None
-        self.phase = ROUTING
-
-    # -- RequestContext -------------------------------------------------------
-
-    def request_header(self, name: bytes) -> bytes | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
-    def remove_request_header(self, name: bytes) -> None:
-        self.headers = [header for header in self.headers if header[0] != name]
-
-    def add_upstream_header(self, name: bytes, value: bytes) -> None:
-        if b"\r" in value or b"\n" in value:
-            raise ValueError("a header value must not contain CR or LF")
-        self._upstream_extra += b"%s: %s\r\n" % (name, value)
-
-    # -- request side ---------------------------------------------------------
+class Exchange(ExchangeBase):
+    __slots__ = ()
 
     def start(self) -> None:
         """Route the request and run it; called when it is first in line."""
@@ -246,73 +130,36 @@ class Exchange:
         else:
             self._forward()
 
-    def on_request_body(self, data: bytes) -> None:
-        size = len(data)
-        self.bytes_in += size
-        if self.bytes_in > self.conn.state.limits.max_body:
-            self._body_too_large()
-            return
-        self._buffer.append(b"%x\r\n%s\r\n" % (size, data) if self.req_chunked else data)
-        self._buffered += size
-
-    def on_request_end(self) -> None:
-        self.req_done = True
-        if self.req_chunked:
-            self._buffer.append(b"0\r\n\r\n")
-
-    def flush_request(self) -> None:
-        """Move the body bytes of the last client read upstream (or hold them)."""
-        if not self._buffer:
-            return
-        upstream = self._upstream
-        if upstream is not None and self._head_sent:
-            upstream.write(self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer))
-            self._buffer.clear()
-            self._buffered = 0
-            self._activity = self.conn.state.loop.time()
-        elif self._buffered > _BUFFER_LIMIT:
-            self.conn.pause_reading(self.conn.PAUSE_BUFFER)
-
-    def fail_request(self, status: int, detail: str) -> None:
-        """The client's request turned out malformed midway: never forward it."""
-        self._drop_upstream()
-        self._buffer.clear()
-        self.reply(problem(status, detail, self.request_id), close=True)
-
-    def _body_too_large(self) -> None:
-        detail = f"the body exceeds {self.conn.state.limits.max_body} bytes"
-        if self.status:
-            self.conn.abort()
-            return
-        self._drop_upstream()
-        self.reply(problem(413, detail, self.request_id), close=True)
-
-    # -- upstream side --------------------------------------------------------
+    # -- forwarding -----------------------------------------------------------------
 
     def _forward(self) -> None:
         route = self.route
         assert route is not None
         service = route.service
-        pool = service.pick()
-        if pool is None:
-            self._fail_local(503, "no target of this service takes traffic", "no-healthy-target")
+        ticket = service.breaker.allow()
+        if ticket == REJECTED:
+            self._unavailable(
+                f"the circuit breaker of service {service.name} is open",
+                service.breaker.retry_after(),
+            )
             return
-        self._pool = pool
+        target = service.pick(self)
+        if target is None:
+            service.breaker.release(ticket)
+            self._unavailable(f"no target of service {service.name} is available", 1)
+            return
+        self._ticket = ticket
+        service.in_flight += 1
+        self._counted = True
         state = self.conn.state
-        now = state.loop.time()
         total = service.config.timeouts.total
-        self._deadline_total = now + total if total else 0.0
+        self._deadline_total = state.loop.time() + total if total else 0.0
         # RFC 9110 10.1.1: only HTTP/1.1 clients may be sent a 100.
-        if (
-            self.expect_continue
-            and self.http_minor == 1
-            and not self.req_done
-            and not self.bytes_in
-        ):
+        continue_wanted = self.expect_continue and self.http_minor == 1
+        if continue_wanted and not self.req_done and not self.bytes_in:
             self.conn.write(_CONTINUE)
         path = rewrite_path(self.path, route.prefix, route.strip_prefix, route.rewrite)
-        target = path.encode() + b"?" + self.query if self.query else path.encode()
-        host = self.host if service.config.preserve_host and self.host else pool.host_header
+        target_bytes = path.encode() + b"?" + self.query if self.query else path.encode()
         tail = route.extra_lines + self._upstream_extra
         if self.req_chunked:
             tail += b"transfer-encoding: chunked\r\n"
@@ -320,18 +167,52 @@ class Exchange:
             tail += b"content-length: %d\r\n" % self.req_length
         if self.upgrade is not None:
             tail += b"connection: upgrade\r\nupgrade: %s\r\n" % self.upgrade
-        self._head = upstream_head(
+        head = upstream_head(
             self.raw_method,
-            target,
+            target_bytes,
             self.headers,
             self.conn.connection_tokens,
-            host,
+            b"",
             self._forwarded,
             self.request_id,
             state.via,
             tail,
         )
+        # The Host line differs per target: keep the rest for every attempt.
+        line_end = head.index(b"\r\n") + 2
+        self._request_line = head[:line_end]
+        self._head_rest = head[head.index(b"\r\n", line_end) + 2 :]
+        self._attempt(target)
+
+    def _attempt(self, target: Target) -> None:
+        route = self.route
+        assert route is not None
+        self._target = target
+        self._outcome_done = False
+        self._attempts = 0
+        pool = target.pool
+        self._pool = pool
+        preserve = route.service.config.preserve_host and self.host
+        host = self.host if preserve else pool.host_header
+        self._head = self._request_line + b"host: " + host + b"\r\n" + self._head_rest
+        self._attempt_started = self.conn.state.loop.time()
         self._connect(pool, fresh=False)
+
+    def _unavailable(self, detail: str, retry_after: int) -> None:
+        route = self.route
+        fallback = route.fallback if route is not None else None
+        if fallback is not None:
+            self.reply(fallback)
+            return
+        self.reply(
+            problem(
+                503,
+                detail,
+                self.request_id,
+                kind="service-unavailable",
+                headers=[(b"retry-after", b"%d" % retry_after)],
+            )
+        )
 
     def _connect(self, pool: TargetPool, *, fresh: bool) -> None:
         self._attempts += 1
@@ -365,35 +246,147 @@ class Exchange:
         self._activity = self.conn.state.loop.time()
         data = self._head
         self._head_sent = True
+        if self._tries and self._replay:
+            data += b"".join(self._replay)  # a retry: the body sent before
         if self._buffer:
-            data += b"".join(self._buffer)
+            body = b"".join(self._buffer)
+            self.keep_for_replay(body)
+            data += body
             self._buffer.clear()
             self._buffered = 0
             self.conn.resume_reading(self.conn.PAUSE_BUFFER)
         conn.send(self, data, head_only=self.raw_method == b"HEAD")
 
-    def _timeouts(self) -> TimeoutsConfig:
-        assert self.route is not None
-        return self.route.service.config.timeouts
-
     def check_timeouts(self, now: float) -> None:
         """Called by the gateway's periodic sweep."""
         phase = self.phase
-        if phase == CONNECTING:
-            if now - self._activity >= self._timeouts().connect:
+        route = self.route
+        if route is None or phase < CONNECTING or phase >= TUNNEL:
+            return
+        timeouts = route.service.config.timeouts
+        if self._deadline_total and now >= self._deadline_total:
+            self._upstream_failed(
+                UpstreamTimeout("the upstream exchange took too long"), TOTAL_TIMEOUT
+            )
+        elif phase == CONNECTING:
+            if now - self._activity >= timeouts.connect:
                 self._upstream_failed(UpstreamTimeout("connecting to the upstream timed out"))
-                return
         elif (
             phase in (WAITING, RESPONDING)
             and not self._upstream_paused
-            and now - self._activity >= self._timeouts().read
+            and now - self._activity >= timeouts.read
         ):
             self._upstream_failed(UpstreamTimeout("the upstream stopped answering"))
-            return
-        if self._deadline_total and now >= self._deadline_total and CONNECTING <= phase < TUNNEL:
-            self._upstream_failed(UpstreamTimeout("the upstream exchange took too long"))
 
-    # -- ResponseSink -----------------------------------------------------------
+    # -- outcomes and retries ------------------------------------------------------------
+
+    def _record(self, failure: str | None, status: int = 0) -> None:
+        """The outcome of the current attempt, once: for the breaker and the target."""
+        if self._outcome_done or self.route is None:
+            return
+        self._outcome_done = True
+        service = self.route.service
+        target = self._target
+        now = self.conn.state.loop.time()
+        if failure is not None or status in service.passive_statuses:
+            if target is not None:
+                target.record_failure(
+                    now, may_eject=service.may_eject(target, failure == CONNECT_ERROR)
+                )
+        elif target is not None:
+            target.record_success()
+        broken = (
+            (failure == CONNECT_ERROR and service.breaker_connect)
+            or (failure in (TIMEOUT, TOTAL_TIMEOUT) and service.breaker_timeout)
+            or (failure == RESET and (service.breaker_connect or service.breaker_5xx))
+            or (status >= 500 and service.breaker_5xx)
+            or status in service.breaker_statuses
+        )
+        slow_after = service.config.circuit_breaker.slow_call_duration
+        slow = slow_after is not None and now - self._attempt_started >= slow_after
+        service.breaker.record(self._ticket, broken, slow)
+
+    def _may_retry(self, service: ServiceRuntime, failure: str | None) -> bool:
+        retries = service.retries
+        if self.status or self._tries >= retries.attempts or self.upgrade is not None:
+            return False
+        if self.raw_method not in service.retry_methods:
+            return False
+        # A connection reset counts as a connection failure for retries.
+        condition = CONNECT_ERROR if failure == RESET else failure
+        if condition is not None and condition not in retries.on:
+            return False
+        if not self.req_done or self._replay is None or self.phase == DONE:
+            return False
+        if not self._retrying and not service.retry_allowed():
+            return False  # the budget: retries must not multiply an outage
+        # A timeout or a reset is retried only on another target: the same one
+        # may already have the request, and would likely fail the same way.
+        if failure in (TIMEOUT, RESET):
+            return self._target is not None and service.has_other_target(self._target)
+        return True
+
+    def _retry_later(self, service: ServiceRuntime) -> None:
+        self._tries += 1
+        if not self._retrying:
+            self._retrying = True
+            service.retries_in_flight += 1
+        self.phase = CONNECTING  # waiting to retry; the total deadline still applies
+        self._activity = float("inf")
+        delay = service.backoff(self._tries)
+        self._retry_handle = self.conn.state.loop.call_later(delay, self._retry)
+
+    def _retry(self) -> None:
+        self._retry_handle = None
+        route = self.route
+        if route is None or self.phase == DONE:
+            return
+        service = route.service
+        ticket = service.breaker.allow()
+        if ticket == REJECTED:
+            self._unavailable(
+                f"the circuit breaker of service {service.name} is open",
+                service.breaker.retry_after(),
+            )
+            return
+        target = service.pick(self, exclude=self._target)
+        if target is None:
+            service.breaker.release(ticket)
+            self._unavailable(f"no target of service {service.name} is available", 1)
+            return
+        self._ticket = ticket
+        log.info("retry %d of %s %s on %s", self._tries, self.method, self.path, target.id)
+        self._attempt(target)
+
+    def _upstream_failed(self, error: UpstreamError, failure: str | None = None) -> None:
+        if failure is None:
+            if isinstance(error, UpstreamTimeout):
+                failure = TIMEOUT
+            elif isinstance(error, UpstreamConnectError):
+                failure = CONNECT_ERROR
+            else:
+                failure = RESET
+        self._drop_upstream()
+        if self.status:
+            self.conn.abort()  # cannot take back the bytes sent: truncate
+            return
+        self._record(failure)
+        route = self.route
+        if (
+            route is not None
+            and failure != TOTAL_TIMEOUT
+            and self._may_retry(route.service, failure)
+        ):
+            self._retry_later(route.service)
+            return
+        if isinstance(error, UpstreamTimeout):
+            self.reply(problem(504, str(error), self.request_id, kind="upstream-timeout"))
+        elif isinstance(error, UpstreamConnectError):
+            self.reply(problem(502, str(error), self.request_id, kind="upstream-unavailable"))
+        else:
+            self.reply(problem(502, str(error), self.request_id, kind="upstream-error"))
+
+    # -- ResponseSink -------------------------------------------------------------------
 
     def on_response_head(
         self,
@@ -404,6 +397,15 @@ class Exchange:
         chunked: bool,
         keep_alive: bool,
     ) -> None:
+        route = self.route
+        assert route is not None
+        service = route.service
+        self._record(None, status)
+        if status in service.retry_statuses and self._may_retry(service, None):
+            # Drop this answer: nothing of it reached the client yet.
+            self._drop_upstream()
+            self._retry_later(service)
+            return
         self.status = status
         self.phase = RESPONDING
         state = self.conn.state
@@ -442,12 +444,6 @@ class Exchange:
             self._out.append(data)
         self._activity = self.conn.state.loop.time()
 
-    def flush(self) -> None:
-        out = self._out
-        if out:
-            self.conn.write(out[0] if len(out) == 1 else b"".join(out))
-            out.clear()
-
     def on_response_end(self) -> None:
         if self.phase == TUNNEL:
             self._upstream = None
@@ -474,7 +470,7 @@ class Exchange:
             and self._attempts < 2
             and self.req_length in (None, 0)
             and not self.req_chunked
-            and self.raw_method in _RETRYABLE
+            and self.raw_method in _IDEMPOTENT
             and self._pool is not None
         ):
             # A pooled connection the upstream had closed: retry once, fresh.
@@ -493,92 +489,3 @@ class Exchange:
 
     def on_tunnel_data(self, data: bytes) -> None:
         self.conn.write(data)
-
-    def pause_client_reading(self) -> None:
-        self.conn.pause_reading(self.conn.PAUSE_UPSTREAM)
-
-    def resume_client_reading(self) -> None:
-        self.conn.resume_reading(self.conn.PAUSE_UPSTREAM)
-
-    # -- client write backpressure ------------------------------------------------
-
-    def pause_upstream(self) -> None:
-        if self._upstream is not None:
-            self._upstream.pause_reading()
-            self._upstream_paused = True
-
-    def resume_upstream(self) -> None:
-        if self._upstream is not None:
-            self._upstream.resume_reading()
-            self._upstream_paused = False
-            self._activity = self.conn.state.loop.time()
-
-    # -- ending -------------------------------------------------------------------
-
-    def reply(self, response: Response, *, close: bool = False) -> None:
-        """Answer locally (a gateway-made response)."""
-        if self.status:
-            self.conn.abort()  # part of another response is out already
-            return
-        self.status = response.status
-        headers = list(response.headers)
-        headers.append((b"x-request-id", self.request_id))
-        if response.status not in (204, 304):  # RFC 9110 8.6: no length on these
-            headers.append((b"content-length", b"%d" % len(response.body)))
-        self._chain.run_response(self, response.status, headers)
-        if (
-            close
-            or not self._keep_alive
-            or not self.req_done
-            or self.conn.state.draining
-            or self.conn.upgrade_requested
-        ):
-            self._keep_alive = False
-            headers.append((b"connection", b"close"))
-        elif self.http_minor == 0:
-            headers.append((b"connection", b"keep-alive"))
-        body = b"" if self.raw_method == b"HEAD" else response.body
-        self.bytes_out += len(body)
-        self.conn.write(client_head(response.status, b"", headers) + body)
-        self._finish()
-
-    def _fail_local(self, status: int, detail: str, kind: str) -> None:
-        extra = [(b"retry-after", b"1")] if status == 503 else None
-        self.reply(problem(status, detail, self.request_id, kind=kind, headers=extra))
-
-    def _upstream_failed(self, error: UpstreamError) -> None:
-        self._drop_upstream()
-        if self.status:
-            self.conn.abort()  # cannot take back the bytes sent: truncate
-            return
-        if isinstance(error, UpstreamTimeout):
-            self.reply(problem(504, str(error), self.request_id, kind="upstream-timeout"))
-        elif isinstance(error, UpstreamConnectError):
-            self.reply(problem(502, str(error), self.request_id, kind="upstream-unavailable"))
-        else:
-            self.reply(problem(502, str(error), self.request_id, kind="upstream-error"))
-
-    def _drop_upstream(self) -> None:
-        task = self._connect_task
-        if task is not None:
-            self._connect_task = None
-            task.cancel()
-        upstream = self._upstream
-        if upstream is not None:
-            self._upstream = None
-            upstream.detach(reusable=False)
-
-    def abort(self) -> None:
-        """The client went away: stop everything this exchange started."""
-        if self.phase == DONE:
-            return
-        self._drop_upstream()
-        if not self.status:
-            self.status = 499  # nginx's code for "client closed the request"
-        self.phase = DONE
-        self._chain.run_log(self)
-
-    def _finish(self) -> None:
-        self.phase = DONE
-        self._chain.run_log(self)
-        self.conn.exchange_done(self, self._keep_alive and self.req_done)

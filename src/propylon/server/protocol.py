@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from propylon.server.exchange import DONE, Exchange
+from propylon.server.exchange_base import ExchangeBase
 from propylon.server.headers import untrusted_forwarding
 from propylon.server.http import Header, client_problem_bytes
 
@@ -266,7 +267,7 @@ class ClientConnection(asyncio.Protocol):
         if not self._paused and self.transport is not None and not self.closed:
             self.transport.resume_reading()
 
-    def exchange_done(self, exchange: Exchange, keep_alive: bool) -> None:
+    def exchange_done(self, exchange: ExchangeBase, keep_alive: bool) -> None:
         if exchange is not self.current:
             return
         self.current = None

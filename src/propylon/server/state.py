@@ -11,71 +11,26 @@ import ipaddress
 import time
 from functools import lru_cache
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from propylon import __version__
 from propylon.plugins.base import PluginChain
 from propylon.plugins.registry import build_chain
+from propylon.server.http import Response
 from propylon.server.router import Router, RouteSpec
 from propylon.server.upstream.pool import TargetPool
+from propylon.server.upstream.service import ServiceRuntime
 
 if TYPE_CHECKING:
     from propylon.config.models import GatewayConfig, RouteConfig
-    from propylon.config.upstream import ServiceConfig
+    from propylon.config.upstream import FallbackConfig
     from propylon.server.protocol import ClientConnection
-
-
-class ServiceRuntime:
-    """A named backend: its target pools and how to pick one."""
-
-    __slots__ = ("_current", "_total_weight", "config", "name", "pools", "weights")
-
-    def __init__(self, name: str, config: ServiceConfig, loop: asyncio.AbstractEventLoop) -> None:
-        self.name = name
-        self.config = config
-        self.pools: list[TargetPool] = []
-        self.weights: list[int] = []
-        for target in config.targets:
-            parts = urlsplit(target.url)
-            assert parts.hostname is not None  # validated by the config model
-            self.pools.append(
-                TargetPool(
-                    parts.hostname,
-                    parts.port or 80,
-                    max_idle=config.pool.max_idle,
-                    idle_timeout=config.pool.idle_timeout,
-                    loop=loop,
-                )
-            )
-            self.weights.append(target.weight)
-        self._current = [0] * len(self.pools)
-        self._total_weight = sum(self.weights)
-
-    def pick(self) -> TargetPool | None:
-        """Smooth weighted round robin (as nginx does); None if all weights are 0."""
-        pools = self.pools
-        if len(pools) == 1:
-            return pools[0] if self._total_weight else None
-        if not self._total_weight:
-            return None
-        best = 0
-        current = self._current
-        for index, weight in enumerate(self.weights):
-            current[index] += weight
-            if current[index] > current[best]:
-                best = index
-        current[best] -= self._total_weight
-        return pools[best]
-
-    def close(self) -> None:
-        for pool in self.pools:
-            pool.close()
 
 
 class RouteRuntime:
     __slots__ = (
         "chain",
         "extra_lines",
+        "fallback",
         "name",
         "prefix",
         "rewrite",
@@ -90,6 +45,7 @@ class RouteRuntime:
         self.strip_prefix = config.strip_prefix
         self.rewrite = config.rewrite
         self.chain = chain
+        self.fallback = _fallback_response(config.fallback) if config.fallback else None
         # When the upstream sees another path than the client, tell it the
         # public prefix so it can build links (X-Forwarded-Prefix).
         changes_path = (config.strip_prefix or config.rewrite is not None) and self.prefix != "/"
@@ -135,7 +91,7 @@ class GatewayState:
         )
 
     def pools(self) -> list[TargetPool]:
-        return [pool for service in self.services.values() for pool in service.pools]
+        return [target.pool for service in self.services.values() for target in service.targets]
 
     def close(self) -> None:
         for service in self.services.values():
@@ -148,3 +104,9 @@ def _in_networks(ip: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6N
     except ValueError:
         return False
     return any(address in network for network in networks)
+
+
+def _fallback_response(config: FallbackConfig) -> Response:
+    headers = [(b"content-type", config.content_type.encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in config.headers.items()]
+    return Response(config.status, headers, config.body.encode())
