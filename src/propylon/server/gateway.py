@@ -18,8 +18,13 @@ _POOL_SWEEP_EVERY = 10  # sweeps
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(
+        self, config: GatewayConfig, *, connection_class: type[ClientConnection] = ClientConnection
+    ) -> None:
         self.config = config
+        # A cluster worker passes a subclass that counts requests for the
+        # supervisor's status, so the data plane itself carries no counter.
+        self._connection_class = connection_class
         self._state: GatewayState | None = None
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -44,21 +49,23 @@ class Gateway:
         loop = asyncio.get_running_loop()
         state = GatewayState(self.config, loop)
         self._state = state
+        connection_class = self._connection_class
         if sock is None and host is None and port is None:
             host, port = parse_listen(self.config.gateway.listen)
         if sock is not None:
             self._server = await loop.create_server(
-                lambda: ClientConnection(state), sock=sock, backlog=2048
+                lambda: connection_class(state), sock=sock, backlog=2048
             )
         else:
             self._server = await loop.create_server(
-                lambda: ClientConnection(state),
+                lambda: connection_class(state),
                 host,
                 port if port is not None else 0,
                 backlog=2048,
                 reuse_address=True,
             )
         self._sweeper = loop.create_task(self._sweep())
+        state.start_background()
 
     async def _sweep(self) -> None:
         state = self.state
@@ -99,6 +106,7 @@ class Gateway:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        await state.stop_background()
         state.close()
         await asyncio.sleep(0)  # let transports run their close callbacks
         self._stopped.set()

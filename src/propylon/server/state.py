@@ -17,6 +17,7 @@ from propylon.plugins.base import PluginChain
 from propylon.plugins.registry import build_chain
 from propylon.server.http import Response
 from propylon.server.router import Router, RouteSpec
+from propylon.server.upstream.health import HealthChecker
 from propylon.server.upstream.pool import TargetPool
 from propylon.server.upstream.service import ServiceRuntime
 
@@ -69,6 +70,7 @@ class GatewayState:
         self.started_monotonic = loop.time()
         self.draining = False
         self.connections: set[ClientConnection] = set()
+        self.health_checkers: list[HealthChecker] = []
         self.host_names: dict[bytes, str] = {}  # Host header -> bare lower-case name
         self.services = {
             name: ServiceRuntime(name, service, loop) for name, service in config.services.items()
@@ -92,6 +94,20 @@ class GatewayState:
 
     def pools(self) -> list[TargetPool]:
         return [target.pool for service in self.services.values() for target in service.targets]
+
+    def start_background(self) -> None:
+        """Start the active health checks (needs the running loop)."""
+        for service in self.services.values():
+            active = service.config.health_check.active
+            if active is not None:
+                checker = HealthChecker(service, active)
+                checker.start()
+                self.health_checkers.append(checker)
+
+    async def stop_background(self) -> None:
+        for checker in self.health_checkers:
+            await checker.stop()
+        self.health_checkers.clear()
 
     def close(self) -> None:
         for service in self.services.values():

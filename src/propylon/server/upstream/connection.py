@@ -185,12 +185,16 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(UpstreamProtocolError("unexpected protocol upgrade from upstream"))
             return
         except httptools.HttpParserError:
+            if self.exchange is not sink:
+                return
             if self._done:
                 self._keep_alive = False
                 sink.on_response_end()
                 return
             self._fail(UpstreamProtocolError("malformed response from upstream"))
             return
+        if self.exchange is not sink:
+            return  # the exchange let go of this connection mid-read (a retry)
         if self._done:
             sink.on_response_end()
         else:
@@ -289,7 +293,8 @@ class UpstreamConnection(asyncio.Protocol):
         if self._tokens:
             self._headers = [h for h in self._headers if h[0] not in self._tokens]
         no_body = self._head_only or status in (204, 304)
-        self.exchange.on_response_head(
+        sink = self.exchange
+        sink.on_response_head(
             status,
             self._reason,
             self._headers,
@@ -297,18 +302,19 @@ class UpstreamConnection(asyncio.Protocol):
             False if no_body else self._chunked,
             self._keep_alive,
         )
-        if self._head_only:
+        if self._head_only or self.exchange is not sink:
             # llhttp cannot be told a response answers HEAD; end it here and
-            # give the next exchange a fresh parser.
+            # give the next exchange a fresh parser. Likewise when the exchange
+            # dropped this response (to retry elsewhere).
             self._done = True
             self._parser = None
 
     def on_body(self, body: bytes) -> None:
-        if self._done:
+        sink = self.exchange
+        if self._done or sink is None:
             self._keep_alive = False  # a body after HEAD: the stream is off
             return
-        assert self.exchange is not None
-        self.exchange.on_response_body(body)
+        sink.on_response_body(body)
 
     def on_message_complete(self) -> None:
         if self._headers_done:
