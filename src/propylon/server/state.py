@@ -17,6 +17,7 @@ from propylon.plugins.base import PluginChain
 from propylon.plugins.registry import build_chain
 from propylon.server.http import Response
 from propylon.server.router import Router, RouteSpec
+from propylon.server.sync import EventHub, RedisEvents
 from propylon.server.upstream.health import HealthChecker
 from propylon.server.upstream.pool import TargetPool
 from propylon.server.upstream.service import ServiceRuntime
@@ -71,10 +72,14 @@ class GatewayState:
         self.draining = False
         self.connections: set[ClientConnection] = set()
         self.health_checkers: list[HealthChecker] = []
+
         self.host_names: dict[bytes, str] = {}  # Host header -> bare lower-case name
         self.services = {
             name: ServiceRuntime(name, service, loop) for name, service in config.services.items()
         }
+        # Breaker transitions and target changes, shared with other workers/nodes.
+        self.events = EventHub(self.services)
+        self.redis_events: RedisEvents | None = None
         self.routes: list[RouteRuntime] = []
         specs: list[RouteSpec[RouteRuntime]] = []
         for order, route in enumerate(config.routes):
@@ -96,7 +101,10 @@ class GatewayState:
         return [target.pool for service in self.services.values() for target in service.targets]
 
     def start_background(self) -> None:
-        """Start the active health checks (needs the running loop)."""
+        """Start health checks and state sync (needs the running loop)."""
+        if self.config.redis is not None:
+            self.redis_events = RedisEvents(self.events, self.config.redis)
+            self.redis_events.start()
         for service in self.services.values():
             active = service.config.health_check.active
             if active is not None:
@@ -105,6 +113,9 @@ class GatewayState:
                 self.health_checkers.append(checker)
 
     async def stop_background(self) -> None:
+        if self.redis_events is not None:
+            await self.redis_events.stop()
+            self.redis_events = None
         for checker in self.health_checkers:
             await checker.stop()
         self.health_checkers.clear()
