@@ -139,11 +139,35 @@ def nginx_case(env: Env, port: int) -> list[str]:
     return nginx_argv(env.workdir / "nginx-proxy", body)
 
 
-def propylon_case(env: Env, port: int) -> list[str]:
-    config = env.workdir / "propylon" / "gateway.yaml"
-    config.parent.mkdir(parents=True)
-    config.write_text(PROPYLON_CONFIG.format(port=port, upstream_port=env.upstream_port))
-    return [str(env.propylon), "run", "-c", str(config), "--listen", f"127.0.0.1:{port}"]
+PROPYLON_TWO_TARGETS = """\
+gateway:
+  listen: 127.0.0.1:{port}
+services:
+  upstream:
+    balance: round_robin
+    targets:
+      - {{url: "http://127.0.0.1:{upstream_port}", id: a}}
+      - {{url: "http://127.0.0.1:{upstream_port}", id: b}}
+routes:
+  - name: all
+    match: {{path: /}}
+    service: upstream
+"""
+
+
+def propylon_with(name: str, template: str) -> Callable[[Env, int], list[str]]:
+    """A propylon case serving ``template`` (formatted with port and upstream_port)."""
+
+    def case(env: Env, port: int) -> list[str]:
+        config = env.workdir / name / "gateway.yaml"
+        config.parent.mkdir(parents=True)
+        config.write_text(template.format(port=port, upstream_port=env.upstream_port))
+        return [str(env.propylon), "run", "-c", str(config), "--listen", f"127.0.0.1:{port}"]
+
+    return case
+
+
+propylon_case = propylon_with("propylon", PROPYLON_CONFIG)
 
 
 # Systems under test, in the order each round runs them. A new case (say
@@ -151,6 +175,8 @@ def propylon_case(env: Env, port: int) -> list[str]:
 CASES: dict[str, Callable[[Env, int], list[str]]] = {
     "nginx": nginx_case,
     "propylon": propylon_case,
+    # Two pooled targets (same upstream) behind smooth weighted round robin.
+    "propylon-2targets": propylon_with("propylon-2targets", PROPYLON_TWO_TARGETS),
 }
 
 
@@ -290,7 +316,7 @@ def preflight(args: argparse.Namespace) -> None:
             raise BenchError(f"{tool} is not on PATH; run bench/run, which installs it")
     if not {0, 1} <= os.sched_getaffinity(0):
         raise BenchError("needs CPUs 0 and 1: one for wrk and the upstream, one for the case")
-    if "propylon" in args.case and not os.access(args.propylon, os.X_OK):
+    if any(c.startswith("propylon") for c in args.case) and not os.access(args.propylon, os.X_OK):
         raise BenchError(f"case 'propylon': {args.propylon} is not executable")
 
 

@@ -56,3 +56,10 @@ def print_table(rows: list[dict[str, float | int | str]]) -> None:
             rps = float(r["rps"]) / float(base["rps"])
             p99 = float(r["p99_ms"]) / float(base["p99_ms"])
             print(f"{r['case']}/{BASELINE}: rps {rps:.2f}x  p99 {p99:.2f}x")
+    # Feature cases (propylon-*) also against the plain propylon proxy.
+    plain = next((r for r in rows if r["case"] == "propylon"), None)
+    for r in rows:
+        if plain is not None and str(r["case"]).startswith("propylon-"):
+            rps = float(r["rps"]) / float(plain["rps"])
+            cost = float(r["sut_us_per_req"]) / float(plain["sut_us_per_req"])
+            print(f"{r['case']}/propylon: rps {rps:.2f}x  us/req {cost:.2f}x")
