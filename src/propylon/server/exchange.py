@@ -281,20 +281,33 @@ class Exchange(ExchangeBase):
     # -- outcomes and retries ------------------------------------------------------------
 
     def _record(self, failure: str | None, status: int = 0) -> None:
-        """The outcome of the current attempt, once: for the breaker and the target."""
+        """The outcome of the current attempt, once, for the target's passive health."""
         if self._outcome_done or self.route is None:
             return
         self._outcome_done = True
+        self._last_failure = (failure, status)
         service = self.route.service
         target = self._target
-        now = self.conn.state.loop.time()
+        if target is None:
+            return
         if failure is not None or status in service.passive_statuses:
-            if target is not None:
-                target.record_failure(
-                    now, may_eject=service.may_eject(target, failure == CONNECT_ERROR)
-                )
-        elif target is not None:
+            now = self.conn.state.loop.time()
+            eject = service.may_eject(target, failure == CONNECT_ERROR)
+            target.record_failure(now, may_eject=eject)
+        else:
             target.record_success()
+
+    def _record_breaker(self, failure: str | None, status: int = 0) -> None:
+        """The outcome of the whole request, once, for the service's breaker.
+
+        Attempts that a retry made good are not failures of the service: a
+        dead target among live ones is passive health's business, and must
+        not open the breaker for everyone.
+        """
+        if self._breaker_done or self.route is None:
+            return
+        self._breaker_done = True
+        service = self.route.service
         broken = (
             (failure == CONNECT_ERROR and service.breaker_connect)
             or (failure in (TIMEOUT, TOTAL_TIMEOUT) and service.breaker_timeout)
@@ -303,7 +316,7 @@ class Exchange(ExchangeBase):
             or status in service.breaker_statuses
         )
         slow_after = service.config.circuit_breaker.slow_call_duration
-        slow = slow_after is not None and now - self._attempt_started >= slow_after
+        slow = slow_after is not None and self.conn.state.loop.time() - self.started >= slow_after
         service.breaker.record(self._ticket, broken, slow)
 
     def _may_retry(self, service: ServiceRuntime, failure: str | None) -> bool:
@@ -318,17 +331,19 @@ class Exchange(ExchangeBase):
             return False
         if not self.req_done or self._replay is None or self.phase == DONE:
             return False
-        if not self._retrying and not service.retry_allowed():
-            return False  # the budget: retries must not multiply an outage
+        # The budget keeps retries from multiplying an outage on the backends;
+        # a connect error reached no backend, so its retry is not charged.
+        if failure != CONNECT_ERROR and not self._retrying and not service.retry_allowed():
+            return False
         # A timeout or a reset is retried only on another target: the same one
         # may already have the request, and would likely fail the same way.
         if failure in (TIMEOUT, RESET):
             return self._target is not None and service.has_other_target(self._target)
         return True
 
-    def _retry_later(self, service: ServiceRuntime) -> None:
+    def _retry_later(self, service: ServiceRuntime, failure: str | None) -> None:
         self._tries += 1
-        if not self._retrying:
+        if failure != CONNECT_ERROR and not self._retrying:
             self._retrying = True
             service.retries_in_flight += 1
         self.phase = CONNECTING  # waiting to retry; the total deadline still applies
@@ -342,19 +357,12 @@ class Exchange(ExchangeBase):
         if route is None or self.phase == DONE:
             return
         service = route.service
-        ticket = service.breaker.allow()
-        if ticket == REJECTED:
-            self._unavailable(
-                f"the circuit breaker of service {service.name} is open",
-                service.breaker.retry_after(),
-            )
-            return
+        # The request keeps the breaker ticket it was admitted with.
         target = service.pick(self, exclude=self._target)
         if target is None:
-            service.breaker.release(ticket)
+            self._record_breaker(*self._last_failure)
             self._unavailable(f"no target of service {service.name} is available", 1)
             return
-        self._ticket = ticket
         log.info("retry %d of %s %s on %s", self._tries, self.method, self.path, target.id)
         self._attempt(target)
 
@@ -377,8 +385,9 @@ class Exchange(ExchangeBase):
             and failure != TOTAL_TIMEOUT
             and self._may_retry(route.service, failure)
         ):
-            self._retry_later(route.service)
+            self._retry_later(route.service, failure)
             return
+        self._record_breaker(failure)
         if isinstance(error, UpstreamTimeout):
             self.reply(problem(504, str(error), self.request_id, kind="upstream-timeout"))
         elif isinstance(error, UpstreamConnectError):
@@ -404,8 +413,9 @@ class Exchange(ExchangeBase):
         if status in service.retry_statuses and self._may_retry(service, None):
             # Drop this answer: nothing of it reached the client yet.
             self._drop_upstream()
-            self._retry_later(service)
+            self._retry_later(service, None)
             return
+        self._record_breaker(None, status)
         self.status = status
         self.phase = RESPONDING
         state = self.conn.state

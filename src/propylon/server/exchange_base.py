@@ -35,6 +35,7 @@ class ExchangeBase:
         "_activity",
         "_attempt_started",
         "_attempts",
+        "_breaker_done",
         "_buffer",
         "_buffered",
         "_chain",
@@ -47,6 +48,7 @@ class ExchangeBase:
         "_head_rest",
         "_head_sent",
         "_keep_alive",
+        "_last_failure",
         "_out",
         "_outcome_done",
         "_pool",
@@ -159,7 +161,9 @@ class ExchangeBase:
         self._tries = 0
         self._retrying = False
         self._counted = False
-        self._outcome_done = False
+        self._outcome_done = False  # of the current attempt, for the target
+        self._breaker_done = False  # of the request, for the service's breaker
+        self._last_failure: tuple[str | None, int] = (None, 0)
         self._attempt_started = 0.0
         self._request_line = b""
         self._head_rest = b""
@@ -325,9 +329,11 @@ class ExchangeBase:
         if self._retrying:
             self._retrying = False
             service.retries_in_flight -= 1
+        if not self._breaker_done:
+            self._breaker_done = True
+            service.breaker.release(self._ticket)
         if not self._outcome_done:
             self._outcome_done = True
-            service.breaker.release(self._ticket)
             if self._target is not None:
                 self._target.release_probe()
 

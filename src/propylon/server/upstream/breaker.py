@@ -1,12 +1,14 @@
 """A circuit breaker per service: CLOSED -> OPEN -> HALF_OPEN -> CLOSED.
 
-CLOSED counts outcomes. It opens on ``failure_threshold`` consecutive
+CLOSED counts outcomes, one per client request (retries inside a request
+are the target's business, see target.py). It opens on ``failure_threshold`` consecutive
 failures, or when, over the rolling ``window``, at least ``volume_threshold``
 calls were made and the failure rate (or, with ``slow_call_duration``, the
 slow-call rate) reached its threshold. OPEN rejects every call for
 ``open_for``; the first call after that turns it HALF_OPEN, which admits at
 most ``half_open_max_calls`` concurrent probes: ``success_threshold``
-successes close it, one failure opens it again.
+successes close it, one failure opens it again. With ``enabled: false`` it
+never opens by itself, but an operator's ``trip()`` still holds.
 
 The rolling window is ten buckets, so recording an outcome is O(1). Every
 transition is logged and handed to observers (metrics, health, the
@@ -73,6 +75,7 @@ class CircuitBreaker:
         self._calls = [0] * _BUCKETS
         self._failures = [0] * _BUCKETS
         self._slow = [0] * _BUCKETS
+        self._window_calls = self._window_failures = self._window_slow = 0  # bucket sums
         self._observers: list[Observer] = []
 
     def add_observer(self, observer: Observer) -> None:
@@ -82,7 +85,7 @@ class CircuitBreaker:
 
     def allow(self) -> int:
         """REJECTED, ADMITTED or PROBE (a HALF_OPEN probe, to be recorded)."""
-        if self.state == CLOSED or not self.enabled:
+        if self.state == CLOSED:
             return ADMITTED
         if self.state == OPEN:
             if self._clock() - self.opened_at < self.config.open_for:
@@ -100,8 +103,6 @@ class CircuitBreaker:
 
     def record(self, ticket: int, failure: bool, slow: bool = False) -> None:
         """The outcome of a call that allow() admitted with ``ticket``."""
-        if not self.enabled:
-            return
         self.total += 1
         if failure:
             self.total_failures += 1
@@ -116,24 +117,28 @@ class CircuitBreaker:
             if self._probe_successes >= self.config.success_threshold:
                 self._move(CLOSED, f"{self._probe_successes} probes succeeded")
             return
-        if self.state != CLOSED:
-            return  # a call admitted before the breaker opened
+        if self.state != CLOSED or not self.enabled:
+            return  # admitted before the breaker opened, or only manual trips
         index = self._rotate()
         self._calls[index] += 1
+        self._window_calls += 1
         if slow:
             self._slow[index] += 1
-        if not failure:
+            self._window_slow += 1
+        if failure:
+            self._failures[index] += 1
+            self._window_failures += 1
+            self._consecutive += 1
+            if self._consecutive >= self.config.failure_threshold:
+                self._move(OPEN, f"{self._consecutive} consecutive failures")
+                return
+        else:
             self._consecutive = 0
-            self._check_slow_rate()
-            return
-        self._failures[index] += 1
-        self._consecutive += 1
-        if self._consecutive >= self.config.failure_threshold:
-            self._move(OPEN, f"{self._consecutive} consecutive failures")
-            return
-        calls = sum(self._calls)
-        if calls >= self.config.volume_threshold:
-            rate = sum(self._failures) / calls
+        # The rate is checked after successes too: the call that reaches the
+        # volume threshold may be a success with the rate already too high.
+        calls = self._window_calls
+        if calls >= self.config.volume_threshold and self._window_failures:
+            rate = self._window_failures / calls
             if rate >= self.config.failure_rate:
                 self._move(OPEN, f"failure rate {rate:.0%} over {calls} calls")
                 return
@@ -145,11 +150,11 @@ class CircuitBreaker:
             self._probes = max(0, self._probes - 1)
 
     def _check_slow_rate(self) -> None:
-        if self.config.slow_call_duration is None:
+        if self.config.slow_call_duration is None or not self._window_slow:
             return
-        calls = sum(self._calls)
+        calls = self._window_calls
         if calls >= self.config.volume_threshold:
-            rate = sum(self._slow) / calls
+            rate = self._window_slow / calls
             if rate >= self.config.slow_call_rate:
                 self._move(OPEN, f"slow-call rate {rate:.0%} over {calls} calls")
 
@@ -159,6 +164,9 @@ class CircuitBreaker:
             stale = min(index - self._bucket_index, _BUCKETS)
             for step in range(1, stale + 1):
                 slot = (self._bucket_index + step) % _BUCKETS
+                self._window_calls -= self._calls[slot]
+                self._window_failures -= self._failures[slot]
+                self._window_slow -= self._slow[slot]
                 self._calls[slot] = self._failures[slot] = self._slow[slot] = 0
             self._bucket_index = index
         return index % _BUCKETS
@@ -182,8 +190,8 @@ class CircuitBreaker:
         from_state = self.state
         self.state = to_state
         self.last_transition = time.time()
-        failures = sum(self._failures)
-        successes = sum(self._calls) - failures
+        failures = self._window_failures
+        successes = self._window_calls - failures
         if to_state == OPEN:
             self.opened_at = self._clock()
         self._probes = 0
@@ -193,6 +201,7 @@ class CircuitBreaker:
             self._calls = [0] * _BUCKETS
             self._failures = [0] * _BUCKETS
             self._slow = [0] * _BUCKETS
+            self._window_calls = self._window_failures = self._window_slow = 0
         log.warning(
             "circuit breaker of %s: %s -> %s (%s; %d failures, %d successes in window)",
             self.service,
@@ -219,8 +228,8 @@ class CircuitBreaker:
                 log.exception("breaker observer failed")
 
     def snapshot(self) -> dict[str, object]:
-        calls = sum(self._calls)
-        failures = sum(self._failures)
+        calls = self._window_calls
+        failures = self._window_failures
         return {
             "state": self.state,
             "failures": failures,
