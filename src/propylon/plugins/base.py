@@ -12,6 +12,9 @@ Phases, in the order a request meets them:
   waiting would stall the stream; schedule a task for slow work.
 - ``on_log(ctx)``: sync; after the last byte was sent. Same reason.
 
+``start()`` and ``close()`` (async) run once per plugin instance when the
+gateway starts and stops; shared resources should make them idempotent.
+
 Plugins do their set-up in ``__init__`` (encode header values, compile
 patterns) so that the hooks stay small.
 """
@@ -70,6 +73,12 @@ class Plugin:
     name: ClassVar[str]
     priority: ClassVar[int]
     config_model: ClassVar[type[BaseModel]]
+
+    async def start(self) -> None:
+        """Called once when the gateway starts serving (fetch keys, connect)."""
+
+    async def close(self) -> None:
+        """Called once when the gateway stops (close clients)."""
 
     async def on_request(self, ctx: RequestContext) -> Response | None:
         return None

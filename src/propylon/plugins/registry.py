@@ -3,12 +3,15 @@
 A plugin is enabled for every route by its top-level section (``cors:``,
 ``security_headers:``) and per route under ``plugins:``; a route's own
 settings replace the global ones, and ``false`` turns a plugin off there.
+Identity (auth, RBAC) is configured by the route's own ``auth`` / ``roles``
+/ ``scopes`` keys instead; see plugins/auth/.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from propylon.plugins.auth import identity_plugins
 from propylon.plugins.base import Plugin, PluginChain
 from propylon.plugins.cors import CorsPlugin
 from propylon.plugins.security_headers import SecurityHeadersPlugin
@@ -36,4 +39,5 @@ def build_chain(config: GatewayConfig, route: RouteConfig | None) -> PluginChain
                 settings = override
         if settings is not None:
             plugins.append(plugin_class(settings))  # type: ignore[call-arg]
+    plugins.extend(identity_plugins(config, route))
     return PluginChain(plugins)
