@@ -84,8 +84,15 @@ class Gateway:
     async def serve_forever(self) -> None:
         await self._stopped.wait()
 
-    async def stop(self, graceful_timeout: float | None = None) -> None:
-        """Stop accepting, let in-flight requests finish (bounded), then close."""
+    async def stop(self, graceful_timeout: float | None = None, *, settle: float = 0.0) -> None:
+        """Stop accepting, let in-flight requests finish (bounded), then close.
+
+        ``settle``: seconds between closing the listener and closing idle
+        connections. A cluster worker that drains while the others keep
+        serving passes a little, so that a connection accepted just before
+        the listener closed gets its first request read and answered (with
+        Connection: close) instead of being closed as idle.
+        """
         if self._server is None or self._state is None:
             return
         state = self._state
@@ -94,6 +101,8 @@ class Gateway:
         )
         state.draining = True
         self._server.close()
+        if settle:
+            await asyncio.sleep(settle)
         for conn in list(state.connections):
             conn.drain()
         deadline = state.loop.time() + timeout
