@@ -29,7 +29,8 @@ def test_unknown_key_has_line_path_and_suggestion() -> None:
     assert (issue.line, issue.path) == (3, "gateway.lisen")
     assert issue.problem == (
         "unknown key 'lisen' (did you mean 'listen'?); "
-        "allowed keys: name, listen, graceful_timeout, trusted_proxies, limits"
+        "allowed keys: name, listen, graceful_timeout, trusted_proxies, limits, "
+        "workers, max_memory, max_requests, max_restarts, min_uptime"
     )
 
 

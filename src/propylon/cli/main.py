@@ -7,6 +7,8 @@ import click
 from propylon import __version__
 from propylon.cli.check import check_command, init_command
 from propylon.cli.demo import demo_command
+from propylon.cli.identity import keys_group, token_command
+from propylon.cli.ops import logs_command, reload_command, status_command, stop_command
 from propylon.cli.run import run_command
 
 
@@ -24,6 +26,12 @@ cli.add_command(run_command)
 cli.add_command(check_command)
 cli.add_command(init_command)
 cli.add_command(demo_command)
+cli.add_command(token_command)
+cli.add_command(keys_group)
+cli.add_command(status_command)
+cli.add_command(reload_command)
+cli.add_command(stop_command)
+cli.add_command(logs_command)
 
 
 def main() -> None:

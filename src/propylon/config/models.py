@@ -13,6 +13,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from propylon.config.auth import (
+    AuthConfig,
+    ConsumerConfig,
+    Role,
+    RouteAuth,
+    RouteAuthConfig,
+    check_identity,
+)
+from propylon.config.cluster import AdminConfig, Workers
 from propylon.config.redis import RedisConfig
 from propylon.config.units import parse_duration, parse_size
 from propylon.config.upstream import FallbackConfig, ServiceConfig
@@ -68,6 +77,12 @@ class GatewaySettings(Strict):
     graceful_timeout: Duration = 10.0
     trusted_proxies: list[str] = Field(default_factory=list)
     limits: LimitsConfig = LimitsConfig()
+    # Cluster mode; defaults as in PM2 (docs/operations.md, config/cluster.py).
+    workers: Workers | None = None  # None: one process, no supervisor
+    max_memory: Size | None = 1024**3
+    max_requests: int | None = Field(default=None, ge=1)
+    max_restarts: int = Field(default=10, ge=0)
+    min_uptime: Duration = 10.0
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -181,6 +196,10 @@ class RouteConfig(Strict):
     rewrite: str | None = None
     plugins: RoutePlugins = RoutePlugins()
     fallback: FallbackConfig | None = None
+    auth: RouteAuth = RouteAuthConfig()  # none | jwt | api_key | a list; see config/auth.py
+    roles: list[Role] = Field(default_factory=list)
+    scopes: list[str] = Field(default_factory=list)
+    forward_credentials: bool = True
 
     @field_validator("name")
     @classmethod
@@ -205,11 +224,14 @@ class RouteConfig(Strict):
 
 class GatewayConfig(Strict):
     gateway: GatewaySettings = GatewaySettings()
+    admin: AdminConfig = AdminConfig()
     redis: RedisConfig | None = None
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     routes: list[RouteConfig] = Field(default_factory=list)
     cors: CorsConfig | None = None
     security_headers: SecurityHeadersConfig | None = None
+    auth: AuthConfig = AuthConfig()
+    consumers: list[ConsumerConfig] = Field(default_factory=list)
 
     @field_validator("services")
     @classmethod
@@ -234,4 +256,9 @@ class GatewayConfig(Strict):
                     f"route {route.name!r} names unknown service {route.service!r} "
                     f"(services: {known})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _identity(self) -> GatewayConfig:
+        check_identity(self)  # raises at the failing key, see config/auth.py
         return self

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import time
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from propylon import __version__
-from propylon.plugins.base import PluginChain
+from propylon.plugins.base import Plugin, PluginChain
 from propylon.plugins.registry import build_chain
 from propylon.server.http import Response
 from propylon.server.router import Router, RouteSpec
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
     from propylon.config.models import GatewayConfig, RouteConfig
     from propylon.config.upstream import FallbackConfig
     from propylon.server.protocol import ClientConnection
+
+
+log = logging.getLogger("propylon")
 
 
 class RouteRuntime:
@@ -72,6 +76,7 @@ class GatewayState:
         self.draining = False
         self.connections: set[ClientConnection] = set()
         self.health_checkers: list[HealthChecker] = []
+        self._plugin_start: asyncio.Task[None] | None = None
 
         self.host_names: dict[bytes, str] = {}  # Host header -> bare lower-case name
         self.services = {
@@ -100,8 +105,17 @@ class GatewayState:
     def pools(self) -> list[TargetPool]:
         return [target.pool for service in self.services.values() for target in service.targets]
 
+    def plugins(self) -> list[Plugin]:
+        """Every distinct plugin instance of every route chain."""
+        seen: dict[int, Plugin] = {}
+        for chain in [self.default_chain, *(route.chain for route in self.routes)]:
+            for plugin in chain.plugins:
+                seen.setdefault(id(plugin), plugin)
+        return list(seen.values())
+
     def start_background(self) -> None:
-        """Start health checks and state sync (needs the running loop)."""
+        """Start health checks, state sync and plugins (needs the running loop)."""
+        self._plugin_start = self.loop.create_task(self._start_plugins())
         if self.config.redis is not None:
             self.redis_events = RedisEvents(self.events, self.config.redis)
             self.redis_events.start()
@@ -112,7 +126,21 @@ class GatewayState:
                 checker.start()
                 self.health_checkers.append(checker)
 
+    async def _start_plugins(self) -> None:
+        for plugin in self.plugins():
+            try:
+                await plugin.start()
+            except Exception:
+                log.exception("plugin %s failed to start", plugin.name)
+
     async def stop_background(self) -> None:
+        if self._plugin_start is not None and not self._plugin_start.done():
+            self._plugin_start.cancel()
+        for plugin in self.plugins():
+            try:
+                await plugin.close()
+            except Exception:
+                log.exception("plugin %s failed to close", plugin.name)
         if self.redis_events is not None:
             await self.redis_events.stop()
             self.redis_events = None
