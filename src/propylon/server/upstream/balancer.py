@@ -52,16 +52,18 @@ class RoundRobin(Balancer):
         if len(targets) == 1:
             only = targets[0]
             return only if only.available(now) else None
-        candidates = _candidates(targets, now, exclude)
-        if not candidates:
-            return None
+        # One pass, no candidate list: this runs for every request.
         total = 0
-        best = candidates[0]
-        for target in candidates:
+        best: Target | None = None
+        for target in targets:
+            if target is exclude or not target.available(now):
+                continue
             target.current += target.weight
             total += target.weight
-            if target.current > best.current:
+            if best is None or target.current > best.current:
                 best = target
+        if best is None:
+            return exclude if exclude is not None and exclude.available(now) else None
         best.current -= total
         return best
 
