@@ -115,7 +115,7 @@ def test_banner_lists_urls_and_curl_lines(demo: Demo) -> None:
     curl_lines = [
         line for line in demo.lines if "curl " in line and not line.strip().startswith("#")
     ]
-    assert 8 <= len(curl_lines) <= 12
+    assert 8 <= len(curl_lines) <= 16
     assert all(demo.url in line for line in curl_lines)
 
 
@@ -265,3 +265,34 @@ def test_port_in_use_is_explained(tmp_path: Path) -> None:
     assert "already in use" in message
     assert "--port 0" in message
     assert "Traceback" not in message
+
+
+def _printed(demo: Demo, label: str) -> str:
+    """The value the banner prints after ``label`` (the demo JWT or API key)."""
+    for _ in range(50):
+        for line in demo.lines:
+            if line.startswith(f"  {label}"):
+                return line.split()[-1]
+        time.sleep(0.1)
+    raise AssertionError(f"the banner printed no {label!r} line:\n{demo.stdout}")
+
+
+def test_admin_route_refuses_anonymous_callers(demo: Demo) -> None:
+    response = httpx.get(demo.url + "/api/admin/customers")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "Bearer" in response.headers["www-authenticate"]
+
+
+def test_printed_jwt_and_api_key_open_the_admin_route(demo: Demo) -> None:
+    token = _printed(demo, "demo JWT")
+    api_key = _printed(demo, "API key")
+    by_token = httpx.get(
+        demo.url + "/api/admin/customers", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert by_token.status_code == 200
+    by_key = httpx.get(demo.url + "/api/admin/customers", headers={"X-API-Key": api_key})
+    assert by_key.status_code == 200
+    assert by_key.json()["data"] == by_token.json()["data"]
+    wrong = httpx.get(demo.url + "/api/admin/customers", headers={"X-API-Key": api_key[:-1] + "x"})
+    assert wrong.status_code == 401

@@ -7,13 +7,17 @@ and pipes read it), and never wrapped, so a curl line stays pasteable.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.text import Text
 
 from propylon.demo.services import DEMO_PASSWORD, DEMO_USERS
 
-ROUTES = {"auth": "/api/auth", "crm": "/api/crm", "tickets": "/api/tickets"}
+if TYPE_CHECKING:
+    from propylon.demo.credentials import DemoCredentials
+
+ROUTES = {"auth": "/api/auth", "crm": "/api/crm", "tickets": "/api/tickets", "admin": "/api/admin"}
 
 
 def examples(gateway: str) -> list[tuple[str, str]]:
@@ -66,8 +70,22 @@ def examples(gateway: str) -> list[tuple[str, str]]:
     ]
 
 
+def protected_examples(gateway: str, token: str, api_key: str) -> list[tuple[str, str]]:
+    """The admin-only route: refused without credentials, served with either."""
+    url = f"{gateway}{ROUTES['admin']}/customers"
+    return [
+        ("admin route without credentials: 401 problem+json", f"curl -si {url}"),
+        ("admin route with the demo JWT", f"curl -s {url} -H 'Authorization: Bearer {token}'"),
+        ("admin route with the demo API key", f"curl -s {url} -H 'X-API-Key: {api_key}'"),
+    ]
+
+
 def print_banner(
-    console: Console, gateway: str, services: Mapping[str, str], read_timeouts: Mapping[str, str]
+    console: Console,
+    gateway: str,
+    services: Mapping[str, str],
+    read_timeouts: Mapping[str, str],
+    credentials: DemoCredentials | None = None,
 ) -> None:
     def line(text: str, style: str = "") -> None:
         # soft_wrap: rich would otherwise break lines at 80 columns off a TTY.
@@ -82,9 +100,16 @@ def print_banner(
         line(f"    {name:<8}  {url:<24}  <- {route}/*{timeout}")
     users = ", ".join(f"{user.username} ({user.role})" for user in DEMO_USERS.values())
     line(f"  users     {users}; password {DEMO_PASSWORD!r}")
+    pairs = examples(gateway)
+    if credentials is not None:
+        token = credentials.token()
+        line(f"  demo JWT  {token}")
+        line(f"  API key   {credentials.api_key}")
+        line(f"  (alice, role admin, 1h; both made for this run only, for {ROUTES['admin']}/*)")
+        pairs += protected_examples(gateway, token, credentials.api_key)
     line("")
     line("Try these:", "bold")
-    for what, curl in examples(gateway):
+    for what, curl in pairs:
         line(f"  # {what}", "dim")
         line(f"  {curl}", "cyan")
     line("")

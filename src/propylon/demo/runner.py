@@ -20,6 +20,7 @@ from rich.console import Console
 
 from propylon.config.models import GatewayConfig
 from propylon.demo.banner import ROUTES, print_banner
+from propylon.demo.credentials import DemoCredentials
 from propylon.demo.services import SERVICE_FACTORIES
 from propylon.errors import PropylonError
 from propylon.server.gateway import Gateway
@@ -54,8 +55,15 @@ def _listen(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def build_config(services: Mapping[str, str], *, host: str, port: int) -> GatewayConfig:
+def build_config(
+    services: Mapping[str, str],
+    *,
+    host: str,
+    port: int,
+    credentials: DemoCredentials | None = None,
+) -> GatewayConfig:
     """The gateway config for the demo, validated like a YAML file would be."""
+    credentials = credentials or DemoCredentials()
 
     def service(name: str, **extra: Any) -> dict[str, Any]:
         return {"targets": [{"url": services[name]}], **extra}
@@ -85,9 +93,19 @@ def build_config(services: Mapping[str, str], *, host: str, port: int) -> Gatewa
                 route("auth", methods=["GET", "HEAD", "POST", "OPTIONS"]),
                 route("crm"),
                 route("tickets"),
+                # The CRM again, for admins only: a JWT or an API key with role admin.
+                {
+                    "name": "admin",
+                    "match": {"path": ROUTES["admin"]},
+                    "service": "crm",
+                    "strip_prefix": True,
+                    "auth": ["jwt", "api_key"],
+                    "roles": ["admin"],
+                },
             ],
             "cors": {},
             "security_headers": {},
+            **credentials.config(),
         }
     )
 
@@ -135,11 +153,16 @@ async def run_demo(host: str, port: int, console: Console) -> None:
             urls = {
                 name: await start_service(stack, make()) for name, make in SERVICE_FACTORIES.items()
             }
-            config = build_config(urls, host=host, port=port)
+            credentials = DemoCredentials()
+            config = build_config(urls, host=host, port=port, credentials=credentials)
             gateway = await _start_gateway(config, host, port)
             try:
                 print_banner(
-                    console, _url(host, gateway.port), urls, {"tickets": TICKETS_READ_TIMEOUT}
+                    console,
+                    _url(host, gateway.port),
+                    urls,
+                    {"tickets": TICKETS_READ_TIMEOUT},
+                    credentials,
                 )
                 sys.stdout.flush()
                 await stop.wait()
