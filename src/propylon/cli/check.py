@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from propylon.cli.options import config_option
 from propylon.config import ConfigError, load_config
 from propylon.errors import ConfigIssue
 
@@ -17,15 +18,7 @@ _INIT_FILES = {"gateway.yaml": "gateway.yaml", ".env.example": "env.example"}
 
 
 @click.command("check")
-@click.option(
-    "-c",
-    "--config",
-    "config_file",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    metavar="FILE",
-    help="Config file to validate.",
-)
+@config_option("Config file to validate.")
 def check_command(config_file: str) -> None:
     """Validate a config file and report every problem in it.
 

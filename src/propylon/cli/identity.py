@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from pydantic import ValidationError
 
+from propylon.cli.options import config_option
 from propylon.config import ConfigError, GatewayConfig, load_config
 from propylon.config.auth import ConsumerConfig
 from propylon.config.units import parse_duration
@@ -50,15 +51,7 @@ def _ttl(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--role", "roles", multiple=True, metavar="ROLE", help="A role (repeatable).")
 @click.option("--scope", "scopes", multiple=True, metavar="SCOPE", help="A scope (repeatable).")
 @click.option("--ttl", default="1h", show_default=True, callback=_ttl, help="Lifetime.")
-@click.option(
-    "-c",
-    "--config",
-    "config_file",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    metavar="FILE",
-    help="Config whose auth.jwt secret, issuer and audience to use.",
-)
+@config_option("Config whose auth.jwt secret, issuer and audience to use.")
 def token_command(
     sub: str, roles: tuple[str, ...], scopes: tuple[str, ...], ttl: float, config_file: str
 ) -> None:

@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from propylon.admin.client import AdminReply, AdminTarget, AdminUnavailable, admin_target, call
+from propylon.cli.options import config_option
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 RELOAD_TIMEOUT = 300.0  # a rolling reload of many workers with slow drains takes a while
@@ -39,15 +40,7 @@ def _admin_options(function: _F) -> _F:
         metavar="HOST:PORT",
         help="Admin API address; default admin.listen from the config.",
     )(function)
-    return click.option(
-        "-c",
-        "--config",
-        "config_file",
-        default="gateway.yaml",
-        show_default=True,
-        metavar="FILE",
-        help="Config file of the running gateway.",
-    )(function)
+    return config_option("Config file of the running gateway.")(function)
 
 
 def _target(config_file: str, admin_listen: str | None, token: str | None) -> AdminTarget:

@@ -8,6 +8,7 @@ from typing import Literal
 
 import click
 
+from propylon.cli.options import config_option
 from propylon.config import ConfigError
 from propylon.config.cluster import parse_workers, resolve_workers
 from propylon.config.models import parse_listen
@@ -34,15 +35,7 @@ def _check_workers(
 
 
 @click.command("run")
-@click.option(
-    "-c",
-    "--config",
-    "config_file",
-    default="gateway.yaml",
-    show_default=True,
-    metavar="FILE",
-    help="Config file to serve.",
-)
+@config_option("Config file to serve.")
 @click.option(
     "--listen",
     metavar="HOST:PORT",
