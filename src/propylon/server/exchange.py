@@ -167,21 +167,15 @@ class Exchange(ExchangeBase):
             tail += b"content-length: %d\r\n" % self.req_length
         if self.upgrade is not None:
             tail += b"connection: upgrade\r\nupgrade: %s\r\n" % self.upgrade
-        head = upstream_head(
-            self.raw_method,
-            target_bytes,
+        self._request_line = b"%s %s HTTP/1.1\r\n" % (self.raw_method, target_bytes)
+        self._head_rest = upstream_head(
             self.headers,
             self.conn.connection_tokens,
-            b"",
             self._forwarded,
             self.request_id,
             state.via,
             tail,
         )
-        # The Host line differs per target: keep the rest for every attempt.
-        line_end = head.index(b"\r\n") + 2
-        self._request_line = head[:line_end]
-        self._head_rest = head[head.index(b"\r\n", line_end) + 2 :]
         self._attempt(target)
 
     def _attempt(self, target: Target) -> None:

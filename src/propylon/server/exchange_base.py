@@ -300,10 +300,6 @@ class ExchangeBase:
         self.conn.write(client_head(response.status, b"", headers) + body)
         self._finish()
 
-    def _fail_local(self, status: int, detail: str, kind: str) -> None:
-        extra = [(b"retry-after", b"1")] if status == 503 else None
-        self.reply(problem(status, detail, self.request_id, kind=kind, headers=extra))
-
     def _drop_upstream(self) -> None:
         task = self._connect_task
         if task is not None:

@@ -71,22 +71,21 @@ def trusted_forwarding(
 
 
 def upstream_head(
-    method: bytes,
-    target: bytes,
     headers: list[Header],
     drop: frozenset[bytes],
-    host: bytes,
     forwarded: bytes,
     request_id: bytes,
     via: bytes,
     tail: bytes,
 ) -> bytes:
-    """The request head sent upstream, as one bytes object.
+    """The header lines sent upstream after the request and Host lines,
+    through the blank line that ends the head.
 
-    ``forwarded`` holds the rendered X-Forwarded-* lines, ``tail`` any
-    further rendered lines (framing, prefix, upgrade).
+    The Host line is left out because it differs per target (retries go to
+    another one). ``forwarded`` holds the rendered X-Forwarded-* lines,
+    ``tail`` any further rendered lines (framing, prefix, upgrade).
     """
-    parts = [method, b" ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
+    parts: list[bytes] = []
     extend = parts.extend
     previous_via = b""
     for name, value in headers:

@@ -62,15 +62,6 @@ def valid_request_id(value: bytes) -> bool:
     return _REQUEST_ID_RE.match(value) is not None
 
 
-def connection_tokens(headers: list[Header]) -> frozenset[bytes]:
-    """Header names listed in Connection, which are hop-by-hop for this hop."""
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
-    return frozenset(tokens)
-
-
 def render_headers(headers: list[Header]) -> bytes:
     return b"".join([b"%s: %s\r\n" % header for header in headers])
 
@@ -82,12 +73,6 @@ class Response:
     status: int
     headers: list[Header] = field(default_factory=list)
     body: bytes = b""
-
-    def header(self, name: bytes) -> bytes | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
 
 
 PROBLEM_TITLES: dict[int, str] = {

@@ -71,10 +71,6 @@ class Target:
     def ejected(self) -> bool:
         return self.ejected_until > 0.0
 
-    def takes_traffic(self) -> bool:
-        """Configured to take new requests (weight, drain), health aside."""
-        return self.weight > 0 and not self.draining
-
     def available(self, now: float) -> bool:
         if self.weight <= 0 or self.draining or not self.healthy:
             return False
