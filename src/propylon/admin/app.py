@@ -8,20 +8,25 @@ from propylon.admin.auth import bearer_middleware
 from propylon.admin.control import ClusterControl
 from propylon.admin.problems import problems_middleware
 from propylon.admin.routes import CONTROL, ROUTE_TABLES
+from propylon.admin.routes.keys import OBSERVABILITY
 from propylon.config.cluster import AdminConfig
-from propylon.config.models import parse_listen
+from propylon.config.models import GatewayConfig, parse_listen
+from propylon.observability.hub import ObservabilityHub
 
 # Admin requests are small JSON documents.
 MAX_BODY = 1024 * 1024
 
 
-def build_app(control: ClusterControl, token: str | None) -> web.Application:
+def build_app(
+    control: ClusterControl, token: str | None, hub: ObservabilityHub | None = None
+) -> web.Application:
     # problems_middleware is outermost, so even a 401 carries a request id.
     app = web.Application(
         middlewares=[problems_middleware, bearer_middleware(token)],
         client_max_size=MAX_BODY,
     )
     app[CONTROL] = control
+    app[OBSERVABILITY] = hub or ObservabilityHub(control.broadcast, GatewayConfig)
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
     return app
@@ -35,11 +40,16 @@ class AdminServer:
         self.url = url
 
     @classmethod
-    async def start(cls, config: AdminConfig, control: ClusterControl) -> AdminServer:
+    async def start(
+        cls, config: AdminConfig, control: ClusterControl, hub: ObservabilityHub | None = None
+    ) -> AdminServer:
         """Raises OSError when the address cannot be bound."""
         token = config.token.get_secret_value() if config.token is not None else None
         runner = web.AppRunner(
-            build_app(control, token), access_log=None, handle_signals=False, shutdown_timeout=1.0
+            build_app(control, token, hub),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
         )
         await runner.setup()
         host, port = parse_listen(config.listen)

@@ -62,7 +62,8 @@ def run_command(
     processes on one shared socket, restarts them when they crash or grow
     past gateway.max_memory, reloads on SIGHUP or `propylon reload` without
     dropping requests, and serves the admin API (`propylon status`). Without
-    it, one process serves and there is no admin API.
+    it, one process serves, with the admin API (metrics, health, monitoring)
+    in-process and no reload.
 
     \b
     Examples:
@@ -81,6 +82,6 @@ def run_command(
 
     count = workers if workers is not None else config.gateway.workers
     if count is None:
-        sys.exit(runner.run(config, listen))
+        sys.exit(runner.run(config, listen, Path(config_file), digest))
     path = Path(config_file)
     sys.exit(runner.run_cluster(path, config, digest, resolve_workers(count), listen))

@@ -12,7 +12,9 @@ the socketpair is never reachable by anyone else, so nothing untrusted is
 ever unpickled.
 
 Types so far: worker -> supervisor ``standby`` (imports done), ``ready``
-(accepting); supervisor -> worker ``config``, ``stats``, ``stop``. Later
+(accepting), ``metrics_final`` (a drained worker's last counts);
+supervisor -> worker ``config``, ``stats``, ``stop``, ``metrics`` and
+``metrics_reset`` (observability/snapshot.py). Later
 commands (breaker trip, target weights, cache purge) are further types that
 the supervisor sends to every worker with ``request`` (Supervisor.broadcast),
 and that a worker answers in ``Worker.handle``.

@@ -68,6 +68,8 @@ class WorkerPool:
         self._draining: set[WorkerProcess] = set()
         self._incoming: set[WorkerProcess] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Told of every exited worker, first (the metrics keep what it counted).
+        self.on_worker_exit: Callable[[WorkerProcess], None] | None = None
 
     def start(self) -> None:
         for slot in self.slots:
@@ -183,6 +185,8 @@ class WorkerPool:
             worker.request_limit = settings.max_requests + jitter
 
     def _on_exit(self, worker: WorkerProcess) -> None:
+        if self.on_worker_exit is not None:
+            self.on_worker_exit(worker)
         if worker in self._draining:
             self._draining.discard(worker)
             if worker.slot:

@@ -33,6 +33,7 @@ from propylon.cluster.source import load_config_file
 from propylon.cluster.workers import WorkerProcess, WorkerStartError
 from propylon.config.models import GatewayConfig, parse_listen
 from propylon.errors import ConfigError
+from propylon.observability.hub import ObservabilityHub
 
 if TYPE_CHECKING:
     from propylon.admin.app import AdminServer
@@ -67,6 +68,7 @@ class Supervisor:
         self._done = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._warned_memory = False
+        self.observability = ObservabilityHub(self._ask_counting, lambda: self.config)
 
     @property
     def pool(self) -> WorkerPool:
@@ -88,12 +90,13 @@ class Supervisor:
         admin: AdminServer | None = None
         if self.config.admin.enabled:
             try:
-                admin = await AdminServer.start(self.config.admin, self)
+                admin = await AdminServer.start(self.config.admin, self, self.observability)
             except OSError as exc:
                 log.error("cannot start the admin API on %s: %s", self.config.admin.listen, exc)
                 listener.close()
                 return EXIT_ERROR
         self._pool = WorkerPool(listener, self.config, self.workers, self._give_up)
+        self._pool.on_worker_exit = self._worker_exited
         self._install_signals()
         self.pool.start()
         await _first(self.pool.all_ready, self._done)
@@ -120,6 +123,17 @@ class Supervisor:
         if admin is not None:
             auth = "bearer token" if config.admin.token else "no token, loopback only"
             print(f"propylon admin API on {admin.url} ({auth})", flush=True)
+
+    async def _ask_counting(self, message: Message) -> list[Message]:
+        """Like broadcast, but draining workers answer too: until they exit,
+        their counts are part of the node's."""
+        counting = [w for w in self.pool.live() if w.slot and w.state in ("ready", "draining")]
+        replies = await asyncio.gather(*(w.request(message, 2.0) for w in counting))
+        return [reply for reply in replies if reply is not None]
+
+    def _worker_exited(self, worker: WorkerProcess) -> None:
+        if worker.slot:  # a spare never served
+            self.observability.aggregator.retire(worker.pid, worker.final_metrics)
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()

@@ -43,6 +43,7 @@ class WorkerProcess:
         self.requests = 0
         self.rss: int | None = None
         self.request_limit: int | None = None
+        self.final_metrics: Message | None = None  # sent by a worker that drained
         self._on_exit = on_exit
         # Set by the pool: where state events this worker publishes go.
         self.on_event: Callable[[WorkerProcess, Message], None] | None = None
@@ -101,6 +102,9 @@ class WorkerProcess:
         if message.get("type") == "event":
             if self.on_event is not None:
                 self.on_event(self, message)
+            return None
+        if message.get("type") == "metrics_final":
+            self.final_metrics = message.get("snapshot")
             return None
         if message.get("type") == "standby" and self.state == "loading":
             self.state = "spare"

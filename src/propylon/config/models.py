@@ -22,6 +22,7 @@ from propylon.config.auth import (
     check_identity,
 )
 from propylon.config.cluster import AdminConfig, Workers
+from propylon.config.observability import LoggingConfig, MetricsConfig, TracingConfig
 from propylon.config.redis import RedisConfig
 from propylon.config.units import parse_duration, parse_size
 from propylon.config.upstream import FallbackConfig, ServiceConfig
@@ -232,6 +233,9 @@ class GatewayConfig(Strict):
     security_headers: SecurityHeadersConfig | None = None
     auth: AuthConfig = AuthConfig()
     consumers: list[ConsumerConfig] = Field(default_factory=list)
+    metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
+    tracing: TracingConfig = TracingConfig()
 
     @field_validator("services")
     @classmethod

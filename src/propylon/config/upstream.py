@@ -151,6 +151,8 @@ class ServiceConfig(Strict):
     health_check: HealthCheckConfig = HealthCheckConfig()
     retries: RetryConfig = RetryConfig()
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    # /health/ready fails while a required service has no available target.
+    required: bool = True
 
     @model_validator(mode="after")
     def _unique_target_ids(self) -> ServiceConfig:

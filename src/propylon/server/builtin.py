@@ -49,18 +49,30 @@ def health_document(state: GatewayState) -> dict[str, object]:
 
 
 def readiness(state: GatewayState) -> Response:
-    """Ready when config is loaded and every service has an available target."""
+    """Ready when config is loaded, Redis (if configured) answers and every
+    required service has an available target. A service with ``required:
+    false`` is reported (``warn``) but never makes the gateway unready."""
     checks: dict[str, dict[str, object]] = {"config": {"status": "pass"}}
     failing = False
+    redis = state.redis_health
+    if redis is not None:
+        if redis.ready:
+            checks["redis"] = {"status": "pass", "latency_ms": redis.latency_ms}
+        else:
+            reason = redis.error or "no answer yet"
+            checks["redis"] = {"status": "fail", "reason": reason}
+            failing = True
     for name, service in state.services.items():
+        required = service.config.required
         if state.draining:
             checks[f"service:{name}"] = {"status": "fail", "reason": "draining"}
             failing = True
         elif service.ready():
             checks[f"service:{name}"] = {"status": "pass"}
         else:
-            checks[f"service:{name}"] = {"status": "fail", "reason": "no target is available"}
-            failing = True
+            verdict = "fail" if required else "warn"
+            checks[f"service:{name}"] = {"status": verdict, "reason": "no target is available"}
+            failing = failing or required
     status = 503 if failing else 200
     body = {"status": "not_ready" if failing else "ready", "checks": checks}
     headers = [*_NO_STORE, (b"retry-after", b"5")] if failing else _NO_STORE

@@ -342,10 +342,12 @@ class ExchangeBase:
         if not self.status:
             self.status = 499  # nginx's code for "client closed the request"
         self.phase = DONE
+        self.conn.state.recorder.finish(self)
         self._chain.run_log(self)
 
     def _finish(self) -> None:
         self.settle()
         self.phase = DONE
+        self.conn.state.recorder.finish(self)
         self._chain.run_log(self)
         self.conn.exchange_done(self, self._keep_alive and self.req_done)

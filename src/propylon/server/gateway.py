@@ -22,8 +22,7 @@ class Gateway:
         self, config: GatewayConfig, *, connection_class: type[ClientConnection] = ClientConnection
     ) -> None:
         self.config = config
-        # A cluster worker passes a subclass that counts requests for the
-        # supervisor's status, so the data plane itself carries no counter.
+        # A subclass of the client connection may be passed (tests, tools).
         self._connection_class = connection_class
         self._state: GatewayState | None = None
         self._server: asyncio.Server | None = None

@@ -2,7 +2,8 @@
 
 One process (``propylon run`` without ``--workers`` and without
 ``gateway.workers``) serves until SIGTERM/SIGINT, then drains and exits 0;
-there is no admin API and no reload in this mode. With workers, the
+it runs the admin API in-process (metrics, health, monitoring) but has no
+reload. With workers, the
 supervisor in propylon.cluster runs them (see docs/operations.md).
 """
 
@@ -14,15 +15,24 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import uvloop
 
 from propylon.config.models import GatewayConfig, parse_listen
 from propylon.server.gateway import Gateway
 
+if TYPE_CHECKING:
+    from propylon.admin.app import AdminServer
 
-def run(config: GatewayConfig, listen: str | None = None) -> int:
-    return uvloop.run(_serve(config, listen))
+
+def run(
+    config: GatewayConfig,
+    listen: str | None = None,
+    config_path: Path | None = None,
+    config_hash: str | None = None,
+) -> int:
+    return uvloop.run(_serve(config, listen, config_path, config_hash))
 
 
 def run_cluster(
@@ -38,7 +48,12 @@ def run_cluster(
     return code
 
 
-async def _serve(config: GatewayConfig, listen: str | None) -> int:
+async def _serve(
+    config: GatewayConfig,
+    listen: str | None,
+    config_path: Path | None = None,
+    config_hash: str | None = None,
+) -> int:
     host, port = parse_listen(listen or config.gateway.listen)
     gateway = Gateway(config)
     try:
@@ -46,13 +61,21 @@ async def _serve(config: GatewayConfig, listen: str | None) -> int:
     except OSError as exc:
         print(f"propylon: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 1
+    stop = asyncio.Event()
+    admin = await _start_admin(gateway, stop, config_path, config_hash)
+    if admin is False:
+        await gateway.stop()
+        return 1
+    # The first line is the one scripts parse; the admin API is up by then.
     print(
         f"propylon {gateway.state.version} listening on http://{host}:{gateway.port} "
         f"({len(config.routes)} routes, {len(config.services)} services); pid {os.getpid()}",
         flush=True,
     )
+    if admin is not None:
+        auth = "bearer token" if config.admin.token else "no token, loopback only"
+        print(f"propylon admin API on {admin.url} ({auth})", flush=True)
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
 
     def on_signal(signum: int) -> None:
         if stop.is_set():
@@ -79,4 +102,41 @@ async def _serve(config: GatewayConfig, listen: str | None) -> int:
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
     await stop.wait()
     await gateway.stop()
+    if admin is not None:
+        await admin.close()
     return 0
+
+
+async def _start_admin(
+    gateway: Gateway, stop: asyncio.Event, config_path: Path | None, config_hash: str | None
+) -> AdminServer | Literal[False] | None:
+    """The admin API in this process; False when an explicitly configured one
+    cannot listen (a default one that cannot is only a warning)."""
+    config = gateway.config
+    if not config.admin.enabled:
+        return None
+    from propylon.admin.app import AdminServer
+    from propylon.admin.local import LocalControl
+
+    def on_stop(reason: str) -> None:
+        print(f"propylon: {reason}: draining", file=sys.stderr, flush=True)
+        stop.set()
+
+    control = LocalControl(gateway, on_stop, config_path=config_path, config_hash=config_hash)
+    try:
+        admin = await AdminServer.start(config.admin, control)
+    except OSError as exc:
+        if "admin" in config.model_fields_set:
+            print(
+                f"propylon: cannot start the admin API on {config.admin.listen}: {exc}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return False
+        print(
+            f"propylon: admin API not started ({config.admin.listen}: {exc.strerror})",
+            file=sys.stderr,
+            flush=True,
+        )
+        return None
+    return admin

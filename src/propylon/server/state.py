@@ -14,6 +14,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from propylon import __version__
+from propylon.observability.recorder import Recorder
+from propylon.observability.redis_health import RedisHealth
 from propylon.plugins.base import Plugin, PluginChain
 from propylon.plugins.registry import build_chain
 from propylon.server.http import Response
@@ -75,6 +77,9 @@ class GatewayState:
         self.started_monotonic = loop.time()
         self.draining = False
         self.connections: set[ClientConnection] = set()
+        # Request metrics of this process (observability/recorder.py).
+        self.recorder = Recorder(config, loop.time)
+        self.redis_health = RedisHealth(config.redis) if config.redis is not None else None
         self.health_checkers: list[HealthChecker] = []
         self._plugin_start: asyncio.Task[None] | None = None
 
@@ -119,6 +124,8 @@ class GatewayState:
         if self.config.redis is not None:
             self.redis_events = RedisEvents(self.events, self.config.redis)
             self.redis_events.start()
+        if self.redis_health is not None:
+            self.redis_health.start()
         for service in self.services.values():
             active = service.config.health_check.active
             if active is not None:
@@ -144,6 +151,8 @@ class GatewayState:
         if self.redis_events is not None:
             await self.redis_events.stop()
             self.redis_events = None
+        if self.redis_health is not None:
+            await self.redis_health.stop()
         for checker in self.health_checkers:
             await checker.stop()
         self.health_checkers.clear()
