@@ -67,18 +67,29 @@ class Totals:
                 sketch.merge(self.sketch, route["sketch"])
 
     def latency(self, extremes: dict[str, tuple[float | None, float]]) -> dict[str, Any]:
-        p50, p95, p99 = sketch.quantiles(self.sketch, (0.5, 0.95, 0.99))
         lows = [low for name, (low, _) in extremes.items() if name != HEALTH and low is not None]
         highs = [high for name, (_, high) in extremes.items() if name != HEALTH]
+        low = min(lows) if lows else None
+        high = max(highs) if highs and self.total else None
+        p50, p95, p99 = (
+            _within(q, low, high) for q in sketch.quantiles(self.sketch, (0.5, 0.95, 0.99))
+        )
         return {
             "average": _ms(self.duration_sum / self.total) if self.total else None,
-            "min": _ms(min(lows)) if lows else None,
-            "max": _ms(max(highs)) if highs and self.total else None,
+            "min": _ms(low),
+            "max": _ms(high),
             "p50": _ms(p50),
             "p95": _ms(p95),
             "p99": _ms(p99),
             "unit": "ms",
         }
+
+
+def _within(value: float | None, low: float | None, high: float | None) -> float | None:
+    """A sketch estimate is off by up to 1%: never show it outside what was seen."""
+    if value is None or low is None or high is None:
+        return value
+    return min(max(value, low), high)
 
 
 def stats(view: View, counters: Counters, since: float) -> dict[str, Any]:
