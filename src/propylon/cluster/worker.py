@@ -30,7 +30,7 @@ import uvloop
 
 from propylon.cluster.channel import Channel, Message
 from propylon.config.models import GatewayConfig
-from propylon.observability import snapshot
+from propylon.observability import logs, snapshot
 from propylon.server.gateway import Gateway
 
 log = logging.getLogger("propylon.worker")
@@ -134,6 +134,7 @@ async def _main(listen_fd: int, channel_fd: int) -> int:
             channel.send({"type": "reply", "reply_to": first["id"], **spare})
     slot = int(first["slot"])
     _log_as(f"worker {slot}")
+    logs.configure(first["config"], worker=slot)
     worker = Worker(channel, slot)
     # A closed channel means the supervisor is gone: drain rather than be orphaned.
     channel.serve(worker.handle, on_close=worker.stop_requested.set)
@@ -142,6 +143,7 @@ async def _main(listen_fd: int, channel_fd: int) -> int:
         return await worker.serve(listener, first["config"])
     finally:
         await channel.close()
+        logs.shutdown()
 
 
 def _log_as(name: str) -> None:

@@ -29,6 +29,8 @@ class _Section(BaseModel):
 class MetricsConfig(_Section):
     """``/metrics`` and the monitoring endpoints on the admin listener."""
 
+    # false: requests are only counted (for propylon status and max_requests).
+    enabled: bool = True
     # Upper bounds (seconds) of the request and upstream duration histograms.
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
     # How many recent error responses (status >= 400) each worker keeps.
@@ -53,7 +55,8 @@ class RotationConfig(_Section):
 class LoggingConfig(_Section):
     """JSON lines: access.log, error.log, combined.log under ``directory``, or stdout."""
 
-    directory: str | None = None  # None: JSON lines on stdout (containers)
+    directory: str | None = None  # access.log, error.log, combined.log in it
+    stdout: bool = False  # every line on stdout too (containers)
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "text"] = "json"
     access: bool = True  # one line per request

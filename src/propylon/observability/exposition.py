@@ -21,6 +21,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from propylon import __version__
+from propylon.observability import sketch
 from propylon.observability.merge import View
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -52,22 +53,26 @@ def _le(bound: float) -> str:
 
 
 def _histogram(
-    family: HistogramMetricFamily, labels: list[str], bounds: list[float], data: dict[str, Any]
+    family: HistogramMetricFamily,
+    labels: list[str],
+    bounds: list[float],
+    buckets: list[int] | None,
+    total: float,
 ) -> None:
-    buckets = data.get("buckets")
     if not buckets or len(buckets) != len(bounds) + 1:
         return
     cumulative, rows = 0, []
     for bound, count in zip([*bounds, float("inf")], buckets, strict=True):
         cumulative += count
         rows.append(("+Inf" if bound == float("inf") else _le(bound), cumulative))
-    family.add_metric(labels, rows, data["sum"])
+    family.add_metric(labels, rows, total)
 
 
 class ViewCollector(Collector):
     def __init__(self, view: View, bounds: list[float]) -> None:
         self.view = view
         self.bounds = bounds
+        self.layout = sketch.layout(bounds)
 
     def collect(self) -> Iterator[Metric]:
         view, counters = self.view, self.view.counters
@@ -89,7 +94,8 @@ class ViewCollector(Collector):
             for (method, status), count in sorted(route["counts"].items()):
                 requests.add_metric([name, method, str(status)], count)
             if route["counts"]:
-                _histogram(durations, [name], self.bounds, route)
+                buckets = self.layout.prometheus_buckets(route["sketch"])
+                _histogram(durations, [name], self.bounds, buckets, route["sum"])
         yield requests
         yield durations
 
@@ -99,7 +105,7 @@ class ViewCollector(Collector):
             labels=["service"],
         )
         for name, service in sorted(counters["services"].items()):
-            _histogram(upstream, [name], self.bounds, service)
+            _histogram(upstream, [name], self.bounds, service.get("buckets"), service.get("sum", 0))
         yield upstream
 
         up = GaugeMetricFamily(

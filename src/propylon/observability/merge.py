@@ -43,7 +43,6 @@ def counters_of(snapshot: dict[str, Any]) -> Counters:
     for name, route in metrics["routes"].items():
         out["routes"][name] = {
             "counts": dict(route["counts"]),
-            "buckets": list(route["buckets"]),
             "sum": route["sum"],
             "sketch": dict(route["sketch"]),
         }
@@ -74,10 +73,10 @@ def _add_histogram(into: dict[str, Any], other: dict[str, Any]) -> None:
 
 def add(into: Counters, other: Counters) -> None:
     for name, route in other["routes"].items():
-        mine = into["routes"].setdefault(name, {"counts": {}, "sketch": {}})
+        mine = into["routes"].setdefault(name, {"counts": {}, "sketch": {}, "sum": 0.0})
         for key, count in route["counts"].items():
             mine["counts"][key] = mine["counts"].get(key, 0) + count
-        _add_histogram(mine, route)
+        mine["sum"] += route["sum"]
         sketch.merge(mine["sketch"], route["sketch"])
     for name, service in other["services"].items():
         _add_histogram(into["services"].setdefault(name, {}), service)
@@ -94,7 +93,7 @@ def subtract(total: Counters, base: Counters) -> Counters:
     out = empty_counters()
     for name, route in total["routes"].items():
         old = base["routes"].get(name)
-        if old is None or len(old["buckets"]) != len(route["buckets"]):
+        if old is None:
             out["routes"][name] = copy.deepcopy(route)
             continue
         out["routes"][name] = {
@@ -103,9 +102,6 @@ def subtract(total: Counters, base: Counters) -> Counters:
                 for key, n in route["counts"].items()
                 if n - old["counts"].get(key, 0) > 0
             },
-            "buckets": [
-                max(0, a - b) for a, b in zip(route["buckets"], old["buckets"], strict=True)
-            ],
             "sum": max(0.0, route["sum"] - old["sum"]),
             "sketch": sketch.subtract(route["sketch"], old["sketch"]),
         }
@@ -175,10 +171,12 @@ class Aggregator:
     async def collect(self) -> View:
         replies = await self._ask({"type": METRICS})
         processes = [reply for reply in replies if "metrics" in reply]
-        counters = copy.deepcopy(self.retired)
         for process in processes:
-            mine = counters_of(process)
-            self._last[int(process["process"]["pid"])] = mine
+            self._last[int(process["process"]["pid"])] = counters_of(process)
+        # A worker that did not answer (it is exiting, or slow) still counts
+        # with what it last reported, until ``retire`` takes its final counts.
+        counters = copy.deepcopy(self.retired)
+        for mine in self._last.values():
             add(counters, mine)
         return View(counters, processes)
 

@@ -8,12 +8,14 @@ keys like the rest of propylon's API.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from propylon.observability import sketch
 from propylon.observability.merge import Counters, View
 from propylon.observability.recorder import HEALTH
+from propylon.observability.timestamps import iso
+
+__all__ = ["detailed", "errors", "iso", "performance", "services", "stats", "uptime"]
 
 TOP_ROUTES = 10
 MB = 1024 * 1024
@@ -22,11 +24,6 @@ MB = 1024 * 1024
 def uptime(seconds: float) -> dict[str, Any]:
     minutes = int(seconds // 60)
     return {"milliseconds": int(seconds * 1000), "formatted": f"{minutes // 60}h {minutes % 60}m"}
-
-
-def iso(timestamp: float) -> str:
-    moment = datetime.fromtimestamp(timestamp, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -40,7 +37,8 @@ def _percent(part: int, whole: int) -> str:
 class Totals:
     """Request figures of a counters document, health probes left out."""
 
-    def __init__(self, counters: Counters) -> None:
+    def __init__(self, counters: Counters, layout: sketch.Layout) -> None:
+        self.layout = layout
         self.by_method: dict[str, int] = {}
         self.by_status: dict[str, int] = {}
         self.by_route: dict[str, int] = {}
@@ -72,7 +70,7 @@ class Totals:
         low = min(lows) if lows else None
         high = max(highs) if highs and self.total else None
         p50, p95, p99 = (
-            _within(q, low, high) for q in sketch.quantiles(self.sketch, (0.5, 0.95, 0.99))
+            _within(q, low, high) for q in self.layout.quantiles(self.sketch, (0.5, 0.95, 0.99))
         )
         return {
             "average": _ms(self.duration_sum / self.total) if self.total else None,
@@ -92,8 +90,8 @@ def _within(value: float | None, low: float | None, high: float | None) -> float
     return min(max(value, low), high)
 
 
-def stats(view: View, counters: Counters, since: float) -> dict[str, Any]:
-    totals = Totals(counters)
+def stats(view: View, counters: Counters, since: float, layout: sketch.Layout) -> dict[str, Any]:
+    totals = Totals(counters, layout)
     top = sorted(totals.by_route.items(), key=lambda item: -item[1])[:TOP_ROUTES]
     return {
         "uptime": uptime(time.time() - since),
@@ -120,15 +118,17 @@ def errors(view: View, limit: int) -> dict[str, Any]:
     }
 
 
-def performance(view: View, counters: Counters, since: float) -> dict[str, Any]:
-    totals = Totals(counters)
+def performance(
+    view: View, counters: Counters, since: float, layout: sketch.Layout
+) -> dict[str, Any]:
+    totals = Totals(counters, layout)
     elapsed = max(time.time() - since, 1e-9)
     slowest = []
     for name, route in counters["routes"].items():
         count = sum(route["counts"].values())
         if name == HEALTH or not count:
             continue
-        (p95,) = sketch.quantiles(route["sketch"], (0.95,))
+        (p95,) = layout.quantiles(route["sketch"], (0.95,))
         slowest.append(
             {
                 "route": name,

@@ -6,10 +6,10 @@ worker for a ``snapshot()`` when ``/metrics`` is scraped and merges them
 (merge.py). This is the one part of observability on the hot path: one
 ``finish(exchange)`` call when an exchange ends, about a microsecond.
 
-Per route: requests by (method, status code), a duration histogram with
-the configured Prometheus bounds (``bisect`` on a tuple), the duration sum,
-min and max, and a latency sketch (sketch.py) for real percentiles. Per
-service: a histogram of the last upstream attempt's duration.
+Per route: requests by (method, status code), a fine duration histogram
+(sketch.py: real percentiles, and the Prometheus buckets derived from the
+same counts), the duration sum, min and max. Per service: a histogram of
+the last upstream attempt's duration.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from bisect import bisect_left
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from propylon.observability.sketch import SCALE, SIZE, new_buckets, sparse
+from propylon.observability.logs import current as current_writer
+from propylon.observability.sketch import Layout, layout, sparse
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,13 +38,12 @@ ErrorEntry = tuple[float, str, str, int, float, str, str, str, str]
 
 
 class RouteStats:
-    __slots__ = ("buckets", "counts", "max", "min", "name", "sketch", "sum")
+    __slots__ = ("counts", "max", "min", "name", "sketch", "sum")
 
-    def __init__(self, name: str, bucket_count: int) -> None:
+    def __init__(self, name: str, layout: Layout) -> None:
         self.name = name
         self.counts: dict[tuple[str, int], int] = {}
-        self.buckets = [0] * (bucket_count + 1)  # the last one is +Inf
-        self.sketch = new_buckets()
+        self.sketch = layout.new_counts()
         self.sum = 0.0
         self.min = math.inf
         self.max = 0.0
@@ -51,7 +51,6 @@ class RouteStats:
     def snapshot(self) -> dict[str, Any]:
         return {
             "counts": dict(self.counts),
-            "buckets": list(self.buckets),
             "sum": self.sum,
             "sketch": sparse(self.sketch),
             "min": self.min if self.min != math.inf else None,
@@ -79,15 +78,20 @@ class Recorder:
     def __init__(self, config: GatewayConfig, clock: Callable[[], float]) -> None:
         self.bounds = tuple(config.metrics.buckets)
         count = len(self.bounds)
-        self.routes = {route.name: RouteStats(route.name, count) for route in config.routes}
-        self.unmatched = RouteStats(UNMATCHED, count)
-        self.health = RouteStats(HEALTH, count)
+        self.layout = layout(self.bounds)
+        self._fine = self.layout.bounds
+        self.routes = {route.name: RouteStats(route.name, self.layout) for route in config.routes}
+        self.unmatched = RouteStats(UNMATCHED, self.layout)
+        self.health = RouteStats(HEALTH, self.layout)
         self.services = {name: ServiceStats(count) for name in config.services}
         self.bytes_in = 0
         self.bytes_out = 0
         self.errors: deque[ErrorEntry] = deque(maxlen=config.metrics.errors_kept)
         # Where finished exchanges go for the access log (logs/access.py), if on.
         self.access: Callable[[float, float, ExchangeBase], None] | None = None
+        writer = current_writer()
+        if writer is not None and config.logging.access:
+            self.access = writer.access
         self._clock = clock
 
     def finish(self, ex: ExchangeBase) -> None:
@@ -100,14 +104,12 @@ class Recorder:
         key = (ex.method, status)
         counts = stats.counts
         counts[key] = counts.get(key, 0) + 1
-        stats.buckets[bisect_left(self.bounds, duration)] += 1
+        stats.sketch[bisect_left(self._fine, duration)] += 1
         stats.sum += duration
         if duration > stats.max:
             stats.max = duration
         if duration < stats.min:
             stats.min = duration
-        micros = duration * 1e6
-        stats.sketch[min(int(math.log(micros) * SCALE), SIZE - 1) if micros > 1.0 else 0] += 1
         self.bytes_in += ex.bytes_in
         self.bytes_out += ex.bytes_out
         attempt_started = ex._attempt_started
@@ -163,3 +165,24 @@ class Recorder:
         for stats in self.all_routes():
             stats.min = math.inf
             stats.max = 0.0
+
+
+class CountingRecorder(Recorder):
+    """``metrics.enabled: false``: count requests (and write the access log), nothing else."""
+
+    def __init__(self, config: GatewayConfig, clock: Callable[[], float]) -> None:
+        super().__init__(config, clock)
+        self.count = 0
+
+    def finish(self, ex: ExchangeBase) -> None:
+        self.count += 1
+        access = self.access
+        if access is not None:
+            access(time.time(), self._clock(), ex)
+
+    def requests(self) -> int:
+        return self.count
+
+
+def make_recorder(config: GatewayConfig, clock: Callable[[], float]) -> Recorder:
+    return Recorder(config, clock) if config.metrics.enabled else CountingRecorder(config, clock)

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from propylon.observability import sources
+from propylon.observability import logs, sources
 
 if TYPE_CHECKING:
     from propylon.server.state import GatewayState
@@ -75,6 +75,7 @@ def gateway_snapshot(state: GatewayState, worker: int = 0) -> dict[str, Any]:
         "required": [name for name, s in state.services.items() if s.config.required],
         "sources": sources.collect(state),
         "redis": redis,
+        "logs": writer.figures() if (writer := logs.current()) is not None else None,
         "process": process_figures(),
     }
 

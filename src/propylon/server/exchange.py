@@ -13,6 +13,7 @@ retryable, the body can be replayed and the retry budget allows it.
 from __future__ import annotations
 
 import asyncio
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from propylon.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
@@ -189,7 +190,7 @@ class Exchange(ExchangeBase):
         preserve = route.service.config.preserve_host and self.host
         host = self.host if preserve else pool.host_header
         self._head = self._request_line + b"host: " + host + b"\r\n" + self._head_rest
-        self._attempt_started = self.conn.state.loop.time()
+        self._attempt_started = monotonic()  # precise; same clock as loop.time()
         self._connect(pool, fresh=False)
 
     def _unavailable(self, detail: str, retry_after: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from propylon.server.headers import client_head
@@ -105,7 +106,9 @@ class ExchangeBase:
         self.headers = headers
         self.http_minor = http_minor
         self._keep_alive = keep_alive
-        self.started = conn.state.loop.time()
+        # The loop's clock, but read now: loop.time() is the start of this loop
+        # turn at millisecond resolution under uvloop, too coarse for latency metrics.
+        self.started = monotonic()
         self.status = 0
         self.route: RouteRuntime | None = None
         self.route_name = ""

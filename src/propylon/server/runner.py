@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 import uvloop
 
 from propylon.config.models import GatewayConfig, parse_listen
+from propylon.observability import logs
 from propylon.server.gateway import Gateway
 
 if TYPE_CHECKING:
@@ -32,7 +33,11 @@ def run(
     config_path: Path | None = None,
     config_hash: str | None = None,
 ) -> int:
-    return uvloop.run(_serve(config, listen, config_path, config_hash))
+    logs.configure(config)
+    try:
+        return uvloop.run(_serve(config, listen, config_path, config_hash))
+    finally:
+        logs.shutdown()
 
 
 def run_cluster(
@@ -41,10 +46,14 @@ def run_cluster(
     from propylon.cluster.supervisor import Supervisor
 
     logging.basicConfig(format="propylon: %(message)s", level=logging.INFO, stream=sys.stderr)
+    logs.configure(config, worker=0)
     supervisor = Supervisor(
         config_path, config, config_hash, workers=workers, listen=listen or config.gateway.listen
     )
-    code: int = uvloop.run(supervisor.run())
+    try:
+        code: int = uvloop.run(supervisor.run())
+    finally:
+        logs.shutdown()
     return code
 
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from propylon import __version__
-from propylon.observability.recorder import Recorder
+from propylon.observability.recorder import make_recorder
 from propylon.observability.redis_health import RedisHealth
 from propylon.plugins.base import Plugin, PluginChain
 from propylon.plugins.registry import build_chain
@@ -78,7 +78,7 @@ class GatewayState:
         self.draining = False
         self.connections: set[ClientConnection] = set()
         # Request metrics of this process (observability/recorder.py).
-        self.recorder = Recorder(config, loop.time)
+        self.recorder = make_recorder(config, time.monotonic)
         self.redis_health = RedisHealth(config.redis) if config.redis is not None else None
         self.health_checkers: list[HealthChecker] = []
         self._plugin_start: asyncio.Task[None] | None = None

@@ -7,7 +7,7 @@ import time
 from aiohttp import web
 
 from propylon.admin.routes.keys import CONTROL, OBSERVABILITY
-from propylon.observability import monitoring
+from propylon.observability import monitoring, sketch
 from propylon.observability.exposition import CONTENT_TYPE, render
 
 routes = web.RouteTableDef()
@@ -40,7 +40,8 @@ async def stats(request: web.Request) -> web.Response:
     hub = request.app[OBSERVABILITY]
     view = await hub.aggregator.collect()
     counters = hub.aggregator.monitoring(view)
-    return web.json_response(monitoring.stats(view, counters, hub.since))
+    layout = sketch.layout(hub.config().metrics.buckets)
+    return web.json_response(monitoring.stats(view, counters, hub.since, layout))
 
 
 @routes.get("/admin/monitoring/errors")
@@ -55,7 +56,8 @@ async def performance(request: web.Request) -> web.Response:
     hub = request.app[OBSERVABILITY]
     view = await hub.aggregator.collect()
     counters = hub.aggregator.monitoring(view)
-    return web.json_response(monitoring.performance(view, counters, hub.since))
+    layout = sketch.layout(hub.config().metrics.buckets)
+    return web.json_response(monitoring.performance(view, counters, hub.since, layout))
 
 
 @routes.post("/admin/monitoring/reset")

@@ -1,0 +1,154 @@
+"""Turn what the loop handed over into log lines (runs in the writer thread).
+
+Access entries arrive as ``(wall time, loop time, exchange)``: the loop
+only appends that tuple, and every field is read here, off the loop. An
+exchange is finished when it is queued and nothing changes it afterwards.
+App entries are stdlib ``LogRecord``s, rendered by structlog's
+ProcessorFormatter.
+
+``ACCESS_FIELDS`` maps extra access-log fields to a function of the
+exchange; the rate-limit and cache parts register theirs (``cache``,
+``rate_limit``) so their outcomes appear in every line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import structlog
+
+from propylon.observability.timestamps import iso, iso_fast
+
+if TYPE_CHECKING:
+    from propylon.server.exchange_base import ExchangeBase
+
+REDACTED = "[REDACTED]"
+# Extra fields (``cache`` and ``rate_limit`` are null until a part registers them).
+ACCESS_FIELDS: dict[str, Callable[[ExchangeBase], object]] = {}
+# "Authorization: Bearer x", "api_key=x", "Cookie: a=b" in free text (app logs).
+_SECRET_TEXT = re.compile(
+    r"(?i)\b(authorization|proxy-authorization|x-api-key|api[_-]?key|cookie|set-cookie|"
+    r"password|secret|token)(\"?\s*[:=]\s*\"?)([^\s\",;]+(?:\s+[^\s\",;]+)?)"
+)
+
+
+class Redactor:
+    """Replaces configured secret values, and credentials in free text."""
+
+    def __init__(self, values: Iterable[str]) -> None:
+        # Longest first, so a secret that contains another is replaced whole.
+        self.values = sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+
+    def literal(self, line: str) -> str:
+        for value in self.values:
+            if value in line:
+                line = line.replace(value, REDACTED)
+        return line
+
+    def text(self, line: str) -> str:
+        return _SECRET_TEXT.sub(lambda m: m.group(1) + m.group(2) + REDACTED, self.literal(line))
+
+
+def access_record(wall: float, now: float, ex: ExchangeBase, worker: int) -> dict[str, Any]:
+    target = ex._target
+    attempt = ex._attempt_started
+    identity = ex.identity
+    agent = None
+    for key, value in ex.headers:
+        if key == b"user-agent":
+            agent = value.decode("latin-1")
+            break
+    record: dict[str, Any] = {
+        "time": iso_fast(wall),
+        "level": "info",
+        "type": "access",
+        "request_id": ex.request_id.decode("latin-1"),
+        "method": ex.method,
+        "path": ex.path,  # without the query string, which may carry credentials
+        "route": ex.route_name or None,
+        "status": ex.status,
+        "duration_ms": round((now - ex.started) * 1000, 3),
+        "upstream_target": target.id if target is not None else None,
+        "upstream_duration_ms": round((now - attempt) * 1000, 3) if attempt else None,
+        "bytes_in": ex.bytes_in,
+        "bytes_out": ex.bytes_out,
+        "client_ip": ex.client_ip,
+        "user_agent": agent,
+        "consumer": identity.consumer_id if identity is not None else None,
+        "cache": None,
+        "rate_limit": None,
+        "worker": worker,
+        "pid": os.getpid(),
+    }
+    for name, field in ACCESS_FIELDS.items():
+        try:
+            record[name] = field(ex)
+        except Exception:
+            record[name] = None
+    return record
+
+
+def access_text(record: dict[str, Any]) -> str:
+    """The ``format: text`` line: close to nginx's combined format, plus timings."""
+    return (
+        f"{record['client_ip']} - {record['consumer'] or '-'} [{record['time']}] "
+        f'"{record["method"]} {record["path"]}" {record["status"]} {record["bytes_out"]} '
+        f'"{record["user_agent"] or "-"}" {record["duration_ms"]}ms '
+        f"route={record['route'] or '-'} upstream={record['upstream_target'] or '-'} "
+        f"id={record['request_id']}"
+    )
+
+
+def _json(event: dict[str, Any], **_: Any) -> str:
+    return orjson.dumps(event, default=str).decode()
+
+
+def _rename_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    event["message"] = event.pop("event", "")
+    return event
+
+
+def _record_time(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """When the record was made (it is formatted later, in the writer thread)."""
+    record = event.get("_record")
+    event["time"] = iso(record.created if record is not None else time.time())
+    return event
+
+
+def _keep(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    return event
+
+
+def app_formatter(worker: int | None, text: bool) -> logging.Formatter:
+    def add_process(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        event["type"] = "app"
+        event["pid"] = os.getpid()
+        if worker is not None:
+            event["worker"] = worker
+        return event
+
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if text
+        else structlog.processors.JSONRenderer(serializer=_json)
+    )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            _record_time,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            add_process,
+            structlog.processors.format_exc_info,
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _keep if text else _rename_event,
+            renderer,
+        ],
+    )
