@@ -114,6 +114,18 @@ routes:
     service: upstream
 """
 
+# The same proxy with metrics off (the baseline of the observability cost) ...
+PROPYLON_BARE = PROPYLON_CONFIG + """\
+admin: {{enabled: false}}
+metrics: {{enabled: false}}
+"""
+# ... and with metrics and a JSON access log to a file (target: >= 0.9 x bare).
+PROPYLON_OBSERVED = PROPYLON_CONFIG + """\
+admin: {{listen: "127.0.0.1:0"}}
+logging:
+  directory: {workdir}/propylon-observed/logs
+"""
+
 
 @dataclass(frozen=True)
 class Env:
@@ -161,7 +173,9 @@ def propylon_with(name: str, template: str) -> Callable[[Env, int], list[str]]:
     def case(env: Env, port: int) -> list[str]:
         config = env.workdir / name / "gateway.yaml"
         config.parent.mkdir(parents=True)
-        config.write_text(template.format(port=port, upstream_port=env.upstream_port))
+        config.write_text(
+            template.format(port=port, upstream_port=env.upstream_port, workdir=env.workdir)
+        )
         return [str(env.propylon), "run", "-c", str(config), "--listen", f"127.0.0.1:{port}"]
 
     return case
@@ -177,6 +191,8 @@ CASES: dict[str, Callable[[Env, int], list[str]]] = {
     "propylon": propylon_case,
     # Two pooled targets (same upstream) behind smooth weighted round robin.
     "propylon-2targets": propylon_with("propylon-2targets", PROPYLON_TWO_TARGETS),
+    "propylon-bare": propylon_with("propylon-bare", PROPYLON_BARE),
+    "propylon-observed": propylon_with("propylon-observed", PROPYLON_OBSERVED),
 }
 
 
