@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from propylon.server.exchange_base import ExchangeBase
 
 REDACTED = "[REDACTED]"
+_REDACTED_BYTES = REDACTED.encode()
 # Extra fields (``cache`` and ``rate_limit`` are null until a part registers them).
 ACCESS_FIELDS: dict[str, Callable[[ExchangeBase], object]] = {}
 # "Authorization: Bearer x", "api_key=x", "Cookie: a=b" in free text (app logs).
@@ -44,6 +45,7 @@ class Redactor:
     def __init__(self, values: Iterable[str]) -> None:
         # Longest first, so a secret that contains another is replaced whole.
         self.values = sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+        self.encoded = [value.encode() for value in self.values]
 
     def literal(self, line: str) -> str:
         for value in self.values:
@@ -51,11 +53,19 @@ class Redactor:
                 line = line.replace(value, REDACTED)
         return line
 
+    def literal_bytes(self, line: bytes) -> bytes:
+        for value in self.encoded:
+            if value in line:
+                line = line.replace(value, _REDACTED_BYTES)
+        return line
+
     def text(self, line: str) -> str:
         return _SECRET_TEXT.sub(lambda m: m.group(1) + m.group(2) + REDACTED, self.literal(line))
 
 
-def access_record(wall: float, now: float, ex: ExchangeBase, worker: int) -> dict[str, Any]:
+def access_record(
+    wall: float, now: float, ex: ExchangeBase, worker: int, pid: int
+) -> dict[str, Any]:
     target = ex._target
     attempt = ex._attempt_started
     identity = ex.identity
@@ -73,9 +83,9 @@ def access_record(wall: float, now: float, ex: ExchangeBase, worker: int) -> dic
         "path": ex.path,  # without the query string, which may carry credentials
         "route": ex.route_name or None,
         "status": ex.status,
-        "duration_ms": round((now - ex.started) * 1000, 3),
+        "duration_ms": int((now - ex.started) * 1e6) / 1000,
         "upstream_target": target.id if target is not None else None,
-        "upstream_duration_ms": round((now - attempt) * 1000, 3) if attempt else None,
+        "upstream_duration_ms": int((now - attempt) * 1e6) / 1000 if attempt else None,
         "bytes_in": ex.bytes_in,
         "bytes_out": ex.bytes_out,
         "client_ip": ex.client_ip,
@@ -84,13 +94,14 @@ def access_record(wall: float, now: float, ex: ExchangeBase, worker: int) -> dic
         "cache": None,
         "rate_limit": None,
         "worker": worker,
-        "pid": os.getpid(),
+        "pid": pid,
     }
-    for name, field in ACCESS_FIELDS.items():
-        try:
-            record[name] = field(ex)
-        except Exception:
-            record[name] = None
+    if ACCESS_FIELDS:
+        for name, field in ACCESS_FIELDS.items():
+            try:
+                record[name] = field(ex)
+            except Exception:
+                record[name] = None
     return record
 
 

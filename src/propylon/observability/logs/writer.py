@@ -10,6 +10,7 @@ as ``propylon_log_lines_dropped_total``), never waited for.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from collections import deque
@@ -87,30 +88,31 @@ class LogWriter:
         self.drain()
 
     def drain(self) -> None:
-        outputs: dict[str, list[str]] = {"access": [], "error": [], "combined": []}
+        outputs: dict[str, list[bytes]] = {"access": [], "error": [], "combined": []}
+        access, error, combined = outputs["access"], outputs["error"], outputs["combined"]
         queue = self._queue
+        worker, pid, redact = self.worker or 0, os.getpid(), self.redactor.literal_bytes
         while queue:
             item = queue.popleft()
             try:
-                if isinstance(item, logging.LogRecord):
-                    line = self.redactor.text(self.formatter.format(item))
-                    if item.levelno >= ERROR_LOG_LEVEL:
-                        outputs["error"].append(line)
-                else:
+                if type(item) is tuple:
                     wall, now, exchange = item
-                    record = access_record(wall, now, exchange, self.worker or 0)
-                    line = self.redactor.literal(
-                        access_text(record) if self.text else orjson.dumps(record).decode()
-                    )
-                    outputs["access"].append(line)
+                    record = access_record(wall, now, exchange, worker, pid)
+                    if self.text:
+                        line = redact(access_text(record).encode())
+                    else:
+                        line = redact(orjson.dumps(record))
+                    access.append(line)
+                else:
+                    line = self.redactor.text(self.formatter.format(item)).encode()
+                    if item.levelno >= ERROR_LOG_LEVEL:
+                        error.append(line)
             except Exception as exc:  # a record that cannot be rendered is reported, once
-                line = orjson.dumps(
-                    {"type": "app", "level": "error", "message": repr(exc)}
-                ).decode()
-            outputs["combined"].append(line)
+                line = orjson.dumps({"type": "app", "level": "error", "message": repr(exc)})
+            combined.append(line)
         self._write(outputs)
 
-    def _write(self, outputs: dict[str, list[str]]) -> None:
+    def _write(self, outputs: dict[str, list[bytes]]) -> None:
         combined = outputs["combined"]
         if not combined:
             return
@@ -118,9 +120,9 @@ class LogWriter:
             for name, lines in outputs.items():
                 log_file = self.files.get(name)
                 if lines and log_file is not None:
-                    log_file.write(("\n".join(lines) + "\n").encode())
+                    log_file.write(b"\n".join(lines) + b"\n")
             if self.stdout:
-                sys.stdout.write("\n".join(combined) + "\n")
+                sys.stdout.buffer.write(b"\n".join(combined) + b"\n")
                 sys.stdout.flush()
         except (OSError, ValueError):
             self.write_errors += 1
