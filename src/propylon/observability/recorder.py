@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from propylon.config.models import GatewayConfig
+    from propylon.observability.tracing import Tracer
     from propylon.server.exchange_base import ExchangeBase
 
 # Pseudo route names for requests that matched no route. Route names must
@@ -93,6 +94,7 @@ class Recorder:
         if writer is not None and config.logging.access:
             self.access = writer.access
         self._clock = clock
+        self.tracer: Tracer | None = None  # spans exported at the end (otlp.py)
 
     def finish(self, ex: ExchangeBase) -> None:
         now = self._clock()
@@ -121,6 +123,9 @@ class Recorder:
             upstream.sum += took
         if status >= 400:
             self._error(ex, duration)
+        tracer = self.tracer
+        if tracer is not None:
+            tracer.finish(ex, now)
         access = self.access
         if access is not None:
             access(time.time(), now, ex)

@@ -17,6 +17,7 @@ from time import monotonic
 from typing import TYPE_CHECKING
 
 from propylon.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
+from propylon.observability import tracing
 from propylon.server import builtin
 from propylon.server.exchange_base import (
     CONNECTING,
@@ -161,7 +162,8 @@ class Exchange(ExchangeBase):
             self.conn.write(_CONTINUE)
         path = rewrite_path(self.path, route.prefix, route.strip_prefix, route.rewrite)
         target_bytes = path.encode() + b"?" + self.query if self.query else path.encode()
-        tail = route.extra_lines + self._upstream_extra
+        self.trace = trace = tracing.begin(self.traceparent, state.tracer)
+        tail = route.extra_lines + self._upstream_extra + trace.line
         if self.req_chunked:
             tail += b"transfer-encoding: chunked\r\n"
         elif self.req_length is not None:

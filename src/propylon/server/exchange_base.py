@@ -18,6 +18,7 @@ from propylon.server.headers import client_head
 from propylon.server.http import Header, Response, new_request_id, problem, valid_request_id
 
 if TYPE_CHECKING:
+    from propylon.observability.tracing import TraceContext
     from propylon.plugins.base import Identity, PluginChain
     from propylon.server.protocol import ClientConnection
     from propylon.server.state import RouteRuntime
@@ -87,6 +88,8 @@ class ExchangeBase:
         "started",
         "status",
         "target",
+        "trace",
+        "traceparent",
         "upgrade",
     )
 
@@ -120,7 +123,7 @@ class ExchangeBase:
         self.expect_continue = False
         self.req_length: int | None = None
         self.req_chunked = False
-        request_id = host = None
+        request_id = host = traceparent = None
         for name, value in headers:
             if name == b"x-request-id":
                 request_id = value
@@ -132,6 +135,10 @@ class ExchangeBase:
                 self.req_chunked = True  # llhttp rejects any other final coding
             elif name == b"expect":
                 self.expect_continue = value.lower() == b"100-continue"
+            elif name == b"traceparent":
+                traceparent = value
+        self.traceparent = traceparent  # the caller's W3C trace context, if any
+        self.trace: TraceContext | None = None  # set when forwarded (tracing.py)
         self.request_id = (
             request_id
             if request_id is not None and valid_request_id(request_id)

@@ -21,6 +21,7 @@ _REPLACED_UPSTREAM = HOP_BY_HOP | {
     b"expect",
     b"via",
     b"x-request-id",
+    b"traceparent",  # the gateway's own span is the upstream's parent
     b"x-forwarded-for",
     b"x-forwarded-proto",
     b"x-forwarded-host",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from propylon import __version__
 from propylon.observability.recorder import make_recorder
 from propylon.observability.redis_health import RedisHealth
+from propylon.observability.tracing import make_tracer
 from propylon.plugins.base import Plugin, PluginChain
 from propylon.plugins.registry import build_chain
 from propylon.server.http import Response
@@ -80,6 +81,8 @@ class GatewayState:
         # Request metrics of this process (observability/recorder.py).
         self.recorder = make_recorder(config, time.monotonic)
         self.redis_health = RedisHealth(config.redis) if config.redis is not None else None
+        self.tracer = make_tracer(config.tracing)  # None unless spans are exported
+        self.recorder.tracer = self.tracer
         self.health_checkers: list[HealthChecker] = []
         self._plugin_start: asyncio.Task[None] | None = None
 
@@ -153,6 +156,8 @@ class GatewayState:
             self.redis_events = None
         if self.redis_health is not None:
             await self.redis_health.stop()
+        if self.tracer is not None:
+            await self.loop.run_in_executor(None, self.tracer.close)
         for checker in self.health_checkers:
             await checker.stop()
         self.health_checkers.clear()

@@ -91,6 +91,7 @@ def access_record(
         "client_ip": ex.client_ip,
         "user_agent": agent,
         "consumer": identity.consumer_id if identity is not None else None,
+        "trace_id": trace.trace_id.decode() if (trace := ex.trace) is not None else None,
         "cache": None,
         "rate_limit": None,
         "worker": worker,
