@@ -1,13 +1,14 @@
 """Turn what the loop handed over into log lines (runs in the writer thread).
 
-Access entries arrive as ``(wall time, loop time, exchange)``: the loop
-only appends that tuple, and every field is read here, off the loop. An
-exchange is finished when it is queued and nothing changes it afterwards.
+Access entries arrive as a tuple of plain values (``access_entry``, the
+only part that runs on the loop); the record, its timestamp, JSON and
+redaction are made here, off the loop.
 App entries are stdlib ``LogRecord``s, rendered by structlog's
 ProcessorFormatter.
 
 ``ACCESS_FIELDS`` maps extra access-log fields to a function of the
-exchange; the rate-limit and cache parts register theirs (``cache``,
+exchange, called on the loop when the exchange ends (keep them to an
+attribute read); the rate-limit and cache parts register theirs (``cache``,
 ``rate_limit``) so their outcomes appear in every line.
 """
 
@@ -63,14 +64,63 @@ class Redactor:
         return _SECRET_TEXT.sub(lambda m: m.group(1) + m.group(2) + REDACTED, self.literal(line))
 
 
-def access_record(
-    wall: float, now: float, ex: ExchangeBase, worker: int, pid: int
-) -> dict[str, Any]:
+def access_entry(wall: float, now: float, ex: ExchangeBase) -> tuple[Any, ...]:
+    """What the loop queues for one finished exchange: plain values only, so
+    the exchange itself is freed at once (keeping it alive until the writer
+    ran cost more than everything else here, in GC and cache misses)."""
     target = ex._target
     attempt = ex._attempt_started
     identity = ex.identity
+    trace = ex.trace
+    extra = None
+    if ACCESS_FIELDS:
+        extra = {}
+        for name, field in ACCESS_FIELDS.items():
+            try:
+                extra[name] = field(ex)
+            except Exception:
+                extra[name] = None
+    return (
+        wall,
+        now - ex.started,
+        now - attempt if attempt else None,
+        ex.request_id,
+        ex.method,
+        ex.path,
+        ex.route_name,
+        ex.status,
+        target.id if target is not None else None,
+        ex.bytes_in,
+        ex.bytes_out,
+        ex.client_ip,
+        ex.headers,  # for the user agent; the list is not changed after the exchange
+        identity.consumer_id if identity is not None else None,
+        trace.trace_id if trace is not None else None,
+        extra,
+    )
+
+
+def access_record(entry: tuple[Any, ...], worker: int, pid: int) -> dict[str, Any]:
+    (
+        wall,
+        duration,
+        upstream,
+        request_id,
+        method,
+        path,
+        route,
+        status,
+        target,
+        bytes_in,
+        bytes_out,
+        client_ip,
+        headers,
+        consumer,
+        trace_id,
+        extra,
+    ) = entry
     agent = None
-    for key, value in ex.headers:
+    for key, value in headers:
         if key == b"user-agent":
             agent = value.decode("latin-1")
             break
@@ -78,31 +128,27 @@ def access_record(
         "time": iso_fast(wall),
         "level": "info",
         "type": "access",
-        "request_id": ex.request_id.decode("latin-1"),
-        "method": ex.method,
-        "path": ex.path,  # without the query string, which may carry credentials
-        "route": ex.route_name or None,
-        "status": ex.status,
-        "duration_ms": int((now - ex.started) * 1e6) / 1000,
-        "upstream_target": target.id if target is not None else None,
-        "upstream_duration_ms": int((now - attempt) * 1e6) / 1000 if attempt else None,
-        "bytes_in": ex.bytes_in,
-        "bytes_out": ex.bytes_out,
-        "client_ip": ex.client_ip,
+        "request_id": request_id.decode("latin-1"),
+        "method": method,
+        "path": path,  # without the query string, which may carry credentials
+        "route": route or None,
+        "status": status,
+        "duration_ms": int(duration * 1e6) / 1000,
+        "upstream_target": target,
+        "upstream_duration_ms": int(upstream * 1e6) / 1000 if upstream is not None else None,
+        "bytes_in": bytes_in,
+        "bytes_out": bytes_out,
+        "client_ip": client_ip,
         "user_agent": agent,
-        "consumer": identity.consumer_id if identity is not None else None,
-        "trace_id": trace.trace_id.decode() if (trace := ex.trace) is not None else None,
+        "consumer": consumer,
+        "trace_id": trace_id.decode() if trace_id is not None else None,
         "cache": None,
         "rate_limit": None,
         "worker": worker,
         "pid": pid,
     }
-    if ACCESS_FIELDS:
-        for name, field in ACCESS_FIELDS.items():
-            try:
-                record[name] = field(ex)
-            except Exception:
-                record[name] = None
+    if extra:
+        record.update(extra)
     return record
 
 

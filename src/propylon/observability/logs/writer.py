@@ -21,6 +21,7 @@ import orjson
 
 from propylon.observability.logs.records import (
     Redactor,
+    access_entry,
     access_record,
     access_text,
     app_formatter,
@@ -66,7 +67,7 @@ class LogWriter:
 
     def access(self, wall: float, now: float, exchange: ExchangeBase) -> None:
         if len(self._queue) < self._limit:
-            self._queue.append((wall, now, exchange))
+            self._queue.append(access_entry(wall, now, exchange))
         else:
             self.dropped += 1
 
@@ -96,8 +97,7 @@ class LogWriter:
             item = queue.popleft()
             try:
                 if type(item) is tuple:
-                    wall, now, exchange = item
-                    record = access_record(wall, now, exchange, worker, pid)
+                    record = access_record(item, worker, pid)
                     if self.text:
                         line = redact(access_text(record).encode())
                     else:
