@@ -115,16 +115,22 @@ routes:
 """
 
 # The same proxy with metrics off (the baseline of the observability cost) ...
-PROPYLON_BARE = PROPYLON_CONFIG + """\
+PROPYLON_BARE = (
+    PROPYLON_CONFIG
+    + """\
 admin: {{enabled: false}}
 metrics: {{enabled: false}}
 """
+)
 # ... and with metrics and a JSON access log to a file (target: >= 0.9 x bare).
-PROPYLON_OBSERVED = PROPYLON_CONFIG + """\
+PROPYLON_OBSERVED = (
+    PROPYLON_CONFIG
+    + """\
 admin: {{listen: "127.0.0.1:0"}}
 logging:
   directory: {workdir}/propylon-observed/logs
 """
+)
 
 
 @dataclass(frozen=True)

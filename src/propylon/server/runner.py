@@ -33,7 +33,8 @@ def run(
     config_path: Path | None = None,
     config_hash: str | None = None,
 ) -> int:
-    logs.configure(config)
+    if not _start_logs(config, None):
+        return 1
     try:
         return uvloop.run(_serve(config, listen, config_path, config_hash))
     finally:
@@ -46,7 +47,8 @@ def run_cluster(
     from propylon.cluster.supervisor import Supervisor
 
     logging.basicConfig(format="propylon: %(message)s", level=logging.INFO, stream=sys.stderr)
-    logs.configure(config, worker=0)
+    if not _start_logs(config, 0):
+        return 1
     supervisor = Supervisor(
         config_path, config, config_hash, workers=workers, listen=listen or config.gateway.listen
     )
@@ -55,6 +57,16 @@ def run_cluster(
     finally:
         logs.shutdown()
     return code
+
+
+def _start_logs(config: GatewayConfig, worker: int | None) -> bool:
+    try:
+        logs.configure(config, worker)
+    except OSError as exc:
+        where = config.logging.directory
+        print(f"propylon: cannot write logs to {where}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
 
 
 async def _serve(
