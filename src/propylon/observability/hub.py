@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from propylon.config.models import GatewayConfig
 from propylon.observability.merge import Aggregator, Ask
-
-if TYPE_CHECKING:
-    pass
 
 
 class ObservabilityHub:

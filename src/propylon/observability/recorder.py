@@ -88,7 +88,7 @@ class Recorder:
         self.bytes_in = 0
         self.bytes_out = 0
         self.errors: deque[ErrorEntry] = deque(maxlen=config.metrics.errors_kept)
-        # Where finished exchanges go for the access log (logs/access.py), if on.
+        # Where finished exchanges go for the access log (logs/writer.py), if on.
         self.access: Callable[[float, float, ExchangeBase], None] | None = None
         writer = current_writer()
         if writer is not None and config.logging.access:
