@@ -109,7 +109,7 @@ class OtlpTracer:
         )
         attempt = ex._attempt_started
         target = ex._target
-        if attempt and route is not None and ctx.upstream_id != ctx.span_id:
+        if attempt and route is not None and ctx.server_id is not None:
             self.ids.span_id = int(ctx.upstream_id, 16)
             upstream = self.tracer.start_span(
                 f"{ex.method} {route.service.name}",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -33,49 +34,49 @@ class Tracer(Protocol):
 
 
 class TraceContext:
-    __slots__ = ("line", "parent_id", "sampled", "span_id", "trace_id", "upstream_id")
+    """One request's place in a trace; ``line`` is the header sent upstream.
+
+    The trace id and the upstream's parent id are read from ``line`` when
+    needed, so the common case (no export) builds one bytes object.
+    """
+
+    __slots__ = ("line", "parent_id", "sampled", "server_id")
 
     def __init__(
-        self,
-        trace_id: bytes,
-        parent_id: bytes | None,
-        span_id: bytes,
-        upstream_id: bytes,
-        sampled: bool,
+        self, line: bytes, parent_id: bytes | None, server_id: bytes | None, sampled: bool
     ) -> None:
-        self.trace_id = trace_id
+        self.line = line  # b"traceparent: 00-<trace>-<span>-<flags>\r\n"
         self.parent_id = parent_id  # the caller's span, None for a new trace
-        self.span_id = span_id  # the gateway's server span
-        self.upstream_id = upstream_id  # the span the upstream sees as its parent
+        self.server_id = server_id  # the gateway's server span when exported, else None
         self.sampled = sampled
-        self.line = b"traceparent: 00-%s-%s-%s\r\n" % (
-            trace_id,
-            upstream_id,
-            b"01" if sampled else b"00",
-        )
+
+    @property
+    def trace_id(self) -> bytes:
+        return self.line[16:48]
+
+    @property
+    def upstream_id(self) -> bytes:
+        """The span the upstream sees as its parent."""
+        return self.line[49:65]
+
+    @property
+    def span_id(self) -> bytes:
+        """The gateway's server span (the same as upstream_id without export)."""
+        return self.server_id if self.server_id is not None else self.upstream_id
 
 
-def _is_hex(value: bytes) -> bool:
-    try:
-        int(value, 16)
-    except ValueError:
-        return False
-    return value.isalnum()  # int() also takes "+", "_" and spaces
+_VALID = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 
 
 def parse(value: bytes | None) -> tuple[bytes, bytes, bool] | None:
     """(trace id, parent id, sampled) of a valid ``traceparent``, else None."""
-    if value is None or len(value) < 55:
+    if value is None:
         return None
-    parts = value.strip().lower().split(b"-")
-    if len(parts) < 4:
+    match = _VALID.fullmatch(value.strip().lower())
+    if match is None:
         return None
-    version, trace_id, parent_id, flags = parts[:4]
-    if len(version) != 2 or version == b"ff" or (version == b"00" and len(parts) != 4):
-        return None
-    if len(trace_id) != 32 or len(parent_id) != 16 or len(flags) != 2:
-        return None
-    if not (_is_hex(version) and _is_hex(trace_id) and _is_hex(parent_id) and _is_hex(flags)):
+    version, trace_id, parent_id, flags, rest = match.groups()
+    if version == b"ff" or (version == b"00" and rest is not None):
         return None
     if trace_id == _ZERO_TRACE or parent_id == _ZERO_SPAN:
         return None
@@ -87,27 +88,26 @@ def parse(value: bytes | None) -> tuple[bytes, bytes, bool] | None:
 _bits = random.Random(int.from_bytes(os.urandom(16), "big")).getrandbits
 
 
-def _new_span_id() -> bytes:
-    return b"%016x" % (_bits(64) or 1)
-
-
-def _new_trace_id() -> bytes:
-    return b"%032x" % (_bits(128) or 1)
-
-
 def begin(incoming: bytes | None, tracer: Tracer | None) -> TraceContext:
     """The trace context of a request about to be forwarded."""
+    if incoming is None and tracer is None:  # the common case, kept short
+        line = b"traceparent: 00-%032x-%016x-01\r\n" % (_bits(128) or 1, _bits(64) or 1)
+        return TraceContext(line, None, None, True)
     parsed = parse(incoming)
     if parsed is not None:
         trace_id, parent_id, sampled = parsed
         parent: bytes | None = parent_id
     else:
-        trace_id, parent = _new_trace_id(), None
+        trace_id, parent = b"%032x" % (_bits(128) or 1), None
         sampled = tracer.sample(trace_id) if tracer is not None else True
-    span_id = _new_span_id()
     exported = tracer is not None and sampled
-    upstream_id = _new_span_id() if exported else span_id
-    return TraceContext(trace_id, parent, span_id, upstream_id, sampled)
+    server_id = b"%016x" % (_bits(64) or 1) if exported else None
+    line = b"traceparent: 00-%s-%016x-%s\r\n" % (
+        trace_id,
+        _bits(64) or 1,
+        b"01" if sampled else b"00",
+    )
+    return TraceContext(line, parent, server_id, sampled)
 
 
 def make_tracer(config: TracingConfig) -> Tracer | None:
