@@ -8,10 +8,13 @@ import os
 import time
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from propylon.config.models import GatewayConfig
 from propylon.config.observability import LoggingConfig
 from propylon.observability.logs import secret_values
-from propylon.observability.logs.records import Redactor
+from propylon.observability.logs.records import Redactor, access_json, access_record
 from propylon.observability.logs.rotation import LogFile
 from propylon.observability.logs.writer import LogWriter
 
@@ -88,3 +91,34 @@ def test_size_rotation_keeps_only_the_newest_files(tmp_path: Path) -> None:
     assert [p.read_text() for p in kept] == ["0123456789 3\n", "0123456789 4\n"]
     assert path.read_text() == "0123456789 5\n"
     log.close()
+
+
+_text = st.text(max_size=40)
+_entries = st.tuples(
+    st.floats(min_value=1e9, max_value=2e9),
+    st.floats(min_value=0, max_value=100),
+    st.none() | st.floats(min_value=0, max_value=100),
+    st.from_regex(rb"\A[A-Za-z0-9._:\-]{1,32}\Z"),
+    st.sampled_from(["GET", "POST", "DELETE"]),
+    _text,
+    st.sampled_from(["", "items", "a.b-c"]),
+    st.integers(100, 599),
+    st.none() | _text,
+    st.integers(0, 2**40),
+    st.integers(0, 2**40),
+    _text,
+    st.lists(st.tuples(st.sampled_from([b"user-agent", b"accept"]), st.binary(max_size=30))),
+    st.none() | _text,
+    st.none() | st.from_regex(rb"\A[0-9a-f]{32}\Z"),
+    st.none() | st.dictionaries(st.sampled_from(["cache", "rate_limit"]), st.none() | _text),
+)
+
+
+@given(_entries)
+def test_the_fast_access_line_is_the_json_of_the_record(entry) -> None:
+    fast = json.loads(access_json(entry, 3, 42))
+    slow = access_record(entry, 3, 42)
+    for key in ("duration_ms", "upstream_duration_ms"):
+        if slow[key] is not None:
+            assert abs(fast.pop(key) - slow.pop(key)) < 0.0011
+    assert fast == slow

@@ -133,9 +133,9 @@ def access_record(entry: tuple[Any, ...], worker: int, pid: int) -> dict[str, An
         "path": path,  # without the query string, which may carry credentials
         "route": route or None,
         "status": status,
-        "duration_ms": int(duration * 1e6) / 1000,
+        "duration_ms": round(duration * 1000, 3),
         "upstream_target": target,
-        "upstream_duration_ms": int(upstream * 1e6) / 1000 if upstream is not None else None,
+        "upstream_duration_ms": round(upstream * 1000, 3) if upstream is not None else None,
         "bytes_in": bytes_in,
         "bytes_out": bytes_out,
         "client_ip": client_ip,
@@ -150,6 +150,85 @@ def access_record(entry: tuple[Any, ...], worker: int, pid: int) -> dict[str, An
     if extra:
         record.update(extra)
     return record
+
+
+_dumps = orjson.dumps
+# Names from the config (routes, targets) and methods: quoted once, then reused.
+_QUOTED: dict[str | None, bytes] = {None: b"null"}
+
+
+def _quoted(value: str | None) -> bytes:
+    found = _QUOTED.get(value)
+    if found is None:
+        found = _dumps(value)
+        if len(_QUOTED) < 4096:
+            _QUOTED[value] = found
+    return found
+
+
+def _ms(seconds: float | None) -> bytes:
+    return b"null" if seconds is None else b"%.3f" % (seconds * 1000)
+
+
+def access_json(entry: tuple[Any, ...], worker: int, pid: int) -> bytes:
+    """The JSON line of ``access_record``, formatted directly (about a third of
+    the cost of building the dict and serialising it). Values a client
+    controls (path, user agent, consumer) go through orjson for escaping;
+    the request id only ever holds log-safe characters (server/http.py)."""
+    (
+        wall,
+        duration,
+        upstream,
+        request_id,
+        method,
+        path,
+        route,
+        status,
+        target,
+        bytes_in,
+        bytes_out,
+        client_ip,
+        headers,
+        consumer,
+        trace_id,
+        extra,
+    ) = entry
+    agent = b"null"
+    for key, value in headers:
+        if key == b"user-agent":
+            agent = _dumps(value.decode("latin-1"))
+            break
+    line = (
+        b'{"time":"%s","level":"info","type":"access","request_id":"%s","method":%s,'
+        b'"path":%s,"route":%s,"status":%d,"duration_ms":%.3f,"upstream_target":%s,'
+        b'"upstream_duration_ms":%s,"bytes_in":%d,"bytes_out":%d,"client_ip":%s,'
+        b'"user_agent":%s,"consumer":%s,"trace_id":%s,"cache":null,"rate_limit":null,'
+        b'"worker":%d,"pid":%d}'
+        % (
+            iso_fast(wall).encode(),
+            request_id,
+            _quoted(method),
+            _dumps(path),
+            _quoted(route or None),
+            status,
+            duration * 1000,
+            _quoted(target),
+            _ms(upstream),
+            bytes_in,
+            bytes_out,
+            _dumps(client_ip),
+            agent,
+            _dumps(consumer),
+            b'"%s"' % trace_id if trace_id is not None else b"null",
+            worker,
+            pid,
+        )
+    )
+    if extra:  # registered fields replace the nulls: take the slow, general path
+        record = orjson.loads(line)
+        record.update(extra)
+        return _dumps(record, default=str)
+    return line
 
 
 def access_text(record: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ import orjson
 from propylon.observability.logs.records import (
     Redactor,
     access_entry,
+    access_json,
     access_record,
     access_text,
     app_formatter,
@@ -97,11 +98,10 @@ class LogWriter:
             item = queue.popleft()
             try:
                 if type(item) is tuple:
-                    record = access_record(item, worker, pid)
                     if self.text:
-                        line = redact(access_text(record).encode())
+                        line = redact(access_text(access_record(item, worker, pid)).encode())
                     else:
-                        line = redact(orjson.dumps(record))
+                        line = redact(access_json(item, worker, pid))
                     access.append(line)
                 else:
                     line = self.redactor.text(self.formatter.format(item)).encode()
