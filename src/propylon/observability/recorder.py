@@ -121,7 +121,7 @@ class Recorder:
             took = now - attempt_started
             upstream.buckets[bisect_left(self.bounds, took)] += 1
             upstream.sum += took
-        if status >= 400:
+        if status >= 400 and stats is not self.health:  # not every failed probe
             self._error(ex, duration)
         tracer = self.tracer
         if tracer is not None:
