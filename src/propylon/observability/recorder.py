@@ -89,7 +89,7 @@ class Recorder:
         self.bytes_out = 0
         self.errors: deque[ErrorEntry] = deque(maxlen=config.metrics.errors_kept)
         # Where finished exchanges go for the access log (logs/writer.py), if on.
-        self.access: Callable[[float, float, ExchangeBase], None] | None = None
+        self.access: Callable[[float, ExchangeBase], None] | None = None
         writer = current_writer()
         if writer is not None and config.logging.access:
             self.access = writer.access
@@ -128,7 +128,7 @@ class Recorder:
             tracer.finish(ex, now)
         access = self.access
         if access is not None:
-            access(time.time(), now, ex)
+            access(now, ex)
 
     def _error(self, ex: ExchangeBase, duration: float) -> None:
         agent = ex.request_header(b"user-agent")
@@ -183,7 +183,7 @@ class CountingRecorder(Recorder):
         self.count += 1
         access = self.access
         if access is not None:
-            access(time.time(), self._clock(), ex)
+            access(self._clock(), ex)
 
     def requests(self) -> int:
         return self.count

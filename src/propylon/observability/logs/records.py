@@ -64,10 +64,11 @@ class Redactor:
         return _SECRET_TEXT.sub(lambda m: m.group(1) + m.group(2) + REDACTED, self.literal(line))
 
 
-def access_entry(wall: float, now: float, ex: ExchangeBase) -> tuple[Any, ...]:
+def access_entry(now: float, ex: ExchangeBase) -> tuple[Any, ...]:
     """What the loop queues for one finished exchange: plain values only, so
     the exchange itself is freed at once (keeping it alive until the writer
-    ran cost more than everything else here, in GC and cache misses)."""
+    ran cost more than everything else here, in GC and cache misses).
+    ``now`` is monotonic; the writer turns it into wall-clock time."""
     target = ex._target
     attempt = ex._attempt_started
     identity = ex.identity
@@ -81,7 +82,7 @@ def access_entry(wall: float, now: float, ex: ExchangeBase) -> tuple[Any, ...]:
             except Exception:
                 extra[name] = None
     return (
-        wall,
+        now,
         now - ex.started,
         now - attempt if attempt else None,
         ex.request_id,

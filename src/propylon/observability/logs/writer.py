@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,9 +67,9 @@ class LogWriter:
 
     # -- producers (any thread; the loop's path is ``access``) -----------------
 
-    def access(self, wall: float, now: float, exchange: ExchangeBase) -> None:
+    def access(self, now: float, exchange: ExchangeBase) -> None:
         if len(self._queue) < self._limit:
-            self._queue.append(access_entry(wall, now, exchange))
+            self._queue.append(access_entry(now, exchange))
         else:
             self.dropped += 1
 
@@ -94,10 +95,12 @@ class LogWriter:
         access, error, combined = outputs["access"], outputs["error"], outputs["combined"]
         queue = self._queue
         worker, pid, redact = self.worker or 0, os.getpid(), self.redactor.literal_bytes
+        to_wall = time.time() - time.monotonic()  # entries carry monotonic times
         while queue:
             item = queue.popleft()
             try:
                 if type(item) is tuple:
+                    item = (item[0] + to_wall, *item[1:])
                     if self.text:
                         line = redact(access_text(access_record(item, worker, pid)).encode())
                     else:
