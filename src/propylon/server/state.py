@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from propylon import __version__
+from propylon.observability import logs
 from propylon.observability.recorder import make_recorder
 from propylon.observability.redis_health import RedisHealth
 from propylon.observability.tracing import make_tracer
@@ -129,6 +130,9 @@ class GatewayState:
             self.redis_events.start()
         if self.redis_health is not None:
             self.redis_health.start()
+        writer = logs.current()
+        if writer is not None:
+            writer.attach(self.loop)  # render log batches on this loop (logs/writer.py)
         for service in self.services.values():
             active = service.config.health_check.active
             if active is not None:
@@ -158,6 +162,9 @@ class GatewayState:
             await self.redis_health.stop()
         if self.tracer is not None:
             await self.loop.run_in_executor(None, self.tracer.close)
+        writer = logs.current()
+        if writer is not None:
+            writer.detach()
         for checker in self.health_checkers:
             await checker.stop()
         self.health_checkers.clear()
