@@ -21,6 +21,7 @@ from propylon.config.auth import (
     RouteAuthConfig,
     check_identity,
 )
+from propylon.config.cache import CacheSettings, RouteCache
 from propylon.config.cluster import AdminConfig, Workers
 from propylon.config.redis import RedisConfig
 from propylon.config.units import parse_duration, parse_size
@@ -200,6 +201,7 @@ class RouteConfig(Strict):
     roles: list[Role] = Field(default_factory=list)
     scopes: list[str] = Field(default_factory=list)
     forward_credentials: bool = True
+    cache: RouteCache | None = None  # see config/cache.py, docs/caching.md
 
     @field_validator("name")
     @classmethod
@@ -232,6 +234,7 @@ class GatewayConfig(Strict):
     security_headers: SecurityHeadersConfig | None = None
     auth: AuthConfig = AuthConfig()
     consumers: list[ConsumerConfig] = Field(default_factory=list)
+    cache: CacheSettings | None = None
 
     @field_validator("services")
     @classmethod
@@ -256,6 +259,12 @@ class GatewayConfig(Strict):
                     f"route {route.name!r} names unknown service {route.service!r} "
                     f"(services: {known})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _cache_backend(self) -> GatewayConfig:
+        if self.cache is not None and self.cache.backend == "redis" and self.redis is None:
+            raise ValueError("cache.backend redis needs a redis: section")
         return self
 
     @model_validator(mode="after")

@@ -32,6 +32,7 @@ from propylon.server.headers import client_head, trusted_forwarding, upstream_he
 from propylon.server.http import Header, problem
 from propylon.server.pathnorm import InvalidPath, normalize_path, split_target
 from propylon.server.router import host_without_port, rewrite_path
+from propylon.server.eager import run_eagerly
 from propylon.server.upstream.breaker import REJECTED
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ __all__ = ["DONE", "Exchange"]
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+# Upstream answers that a plugin's stale response may replace (stale-if-error).
+_STALE_STATUSES = frozenset({500, 502, 503, 504})
 # What went wrong with an attempt, for retries, the breaker and passive health.
 CONNECT_ERROR, TIMEOUT, RESET, TOTAL_TIMEOUT = "connect_error", "timeout", "reset", "total"
 
@@ -111,7 +114,9 @@ class Exchange(ExchangeBase):
             self.upgrade = self.request_header(b"upgrade")
         if self._chain.request_phase:
             self.phase = PLUGINS
-            self.conn.state.loop.create_task(self._run_plugins())
+            # Most chains finish without waiting (a cache hit, a cached token):
+            # run them now, and only the ones that suspend become a task.
+            run_eagerly(self._run_plugins(), self.conn.state.loop)
         else:
             self._forward()
 
@@ -193,6 +198,8 @@ class Exchange(ExchangeBase):
         self._connect(pool, fresh=False)
 
     def _unavailable(self, detail: str, retry_after: int) -> None:
+        if self.stale is not None and self.serve_stale():
+            return
         route = self.route
         fallback = route.fallback if route is not None else None
         if fallback is not None:
@@ -382,6 +389,8 @@ class Exchange(ExchangeBase):
             self._retry_later(route.service, failure)
             return
         self._record_breaker(failure)
+        if self.stale is not None and self.serve_stale():
+            return
         if isinstance(error, UpstreamTimeout):
             self.reply(problem(504, str(error), self.request_id, kind="upstream-timeout"))
         elif isinstance(error, UpstreamConnectError):
@@ -410,6 +419,8 @@ class Exchange(ExchangeBase):
             self._retry_later(service, None)
             return
         self._record_breaker(None, status)
+        if status in _STALE_STATUSES and self.stale is not None and self.serve_stale():
+            return
         self.status = status
         self.phase = RESPONDING
         state = self.conn.state
@@ -440,6 +451,8 @@ class Exchange(ExchangeBase):
         self._out.append(client_head(status, reason, out))
 
     def on_response_body(self, data: bytes) -> None:
+        if self.body_observer is not None:
+            self.body_observer.on_body(data)
         size = len(data)
         self.bytes_out += size
         if self._chunked_out:
@@ -455,6 +468,8 @@ class Exchange(ExchangeBase):
             return
         if self._chunked_out:
             self._out.append(b"0\r\n\r\n")
+        if self.body_observer is not None:
+            self.body_observer.on_end()
         self.flush()
         upstream = self._upstream
         self._upstream = None

@@ -17,7 +17,9 @@ from propylon.server.headers import client_head
 from propylon.server.http import Header, Response, new_request_id, problem, valid_request_id
 
 if TYPE_CHECKING:
-    from propylon.plugins.base import Identity, PluginChain
+    from collections.abc import Callable
+
+    from propylon.plugins.base import BodyObserver, Identity, PluginChain
     from propylon.server.protocol import ClientConnection
     from propylon.server.state import RouteRuntime
     from propylon.server.upstream.connection import UpstreamConnection
@@ -63,6 +65,7 @@ class ExchangeBase:
         "_upstream",
         "_upstream_extra",
         "_upstream_paused",
+        "body_observer",
         "bytes_in",
         "bytes_out",
         "client_ip",
@@ -83,6 +86,7 @@ class ExchangeBase:
         "request_id",
         "route",
         "route_name",
+        "stale",
         "started",
         "status",
         "target",
@@ -154,6 +158,8 @@ class ExchangeBase:
         self._forwarded = b""
         self._upstream_extra = b""
         self.identity: Identity | None = None
+        self.body_observer: BodyObserver | None = None  # set by a plugin (a cache)
+        self.stale: Callable[[], Response | None] | None = None  # stale-if-error
         self.phase = ROUTING
         # Upstream attempts: the target, the breaker ticket, retries, replay.
         self._target: Target | None = None
@@ -299,6 +305,19 @@ class ExchangeBase:
         self.bytes_out += len(body)
         self.conn.write(client_head(response.status, b"", headers) + body)
         self._finish()
+
+    def serve_stale(self) -> bool:
+        """Answer with a plugin's stale response instead of a 5xx, if it has one."""
+        stale = self.stale
+        if stale is None or self.status:
+            return False
+        self.stale = None
+        response = stale()
+        if response is None:
+            return False
+        self._drop_upstream()
+        self.reply(response)
+        return True
 
     def _drop_upstream(self) -> None:
         task = self._connect_task

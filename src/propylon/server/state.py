@@ -14,6 +14,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from propylon import __version__
+from propylon.cache.runtime import EVENT_KIND as CACHE_EVENT
+from propylon.cache.runtime import CacheRuntime, cache_runtime_for
 from propylon.plugins.base import Plugin, PluginChain
 from propylon.plugins.registry import build_chain
 from propylon.server.http import Response
@@ -94,6 +96,13 @@ class GatewayState:
                 RouteSpec(runtime, route.match.path, route.match.hosts, route.match.methods, order)
             )
         self.router: Router[RouteRuntime] = Router(specs)
+        # The response cache of this config (None when no route caches):
+        # ``state.cache.snapshot()`` gives its counters (cache/runtime.py).
+        self.cache: CacheRuntime | None = None
+        if any(route.cache is not None for route in config.routes):
+            self.cache = cache_runtime_for(config)
+            self.events.handlers[CACHE_EVENT] = self.cache.apply_event
+            self.cache.publish = self.events.publish
         # Local replies that match no route still get the global plugins'
         # response headers (CORS on a 404, security headers on a 400).
         self.default_chain = build_chain(config, None)
