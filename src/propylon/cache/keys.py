@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote, unquote_plus
 
-_SEP = "\x1f"  # unit separator: never in a decoded path, host or header value we keep
+SEPARATOR = _SEP = "\x1f"  # unit separator: never in a decoded path, host or header value we keep
 
 
 def normalize_query(query: bytes, allow: frozenset[str] | None) -> str:

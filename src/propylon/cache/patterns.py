@@ -30,3 +30,17 @@ def matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
 
 def _pieces(pattern: str) -> list[str]:
     return [piece for piece in re.split(r"(\*)", pattern) if piece]
+
+
+_LUA_MAGIC = set("^$()%.[]*+-?")
+
+
+def lua_pattern(pattern: str) -> str:
+    """The same pattern as an anchored Lua pattern (for the Redis purge script)."""
+    out = []
+    for piece in _pieces(pattern):
+        if piece == "*":
+            out.append(".*")
+        else:
+            out.append("".join("%" + ch if ch in _LUA_MAGIC else ch for ch in piece))
+    return "^" + "".join(out) + "$"

@@ -65,6 +65,8 @@ class CacheRuntime:
             return
         self._closed = True
         await self.drain()
+        if self.redis is not None:
+            await self.redis.close()
 
     # -- storing ----------------------------------------------------------------------
 
@@ -83,7 +85,7 @@ class CacheRuntime:
             if self.publish is not None:
                 self.publish({"kind": EVENT_KIND, "patterns": patterns, "route": route})
         elif self.redis is not None:
-            self.background(self.redis.delete_matching(matcher(patterns), route))
+            self.background(self.redis.delete_matching(patterns, route))
 
     async def purge(self, pattern: str | None, route: str | None) -> int:
         """Entries removed in this worker's store (or in Redis), after spreading."""
@@ -94,7 +96,7 @@ class CacheRuntime:
                 self.publish({"kind": EVENT_KIND, "patterns": patterns, "route": route})
             return removed
         assert self.redis is not None
-        return await self.redis.delete_matching(matcher(patterns), route)
+        return await self.redis.delete_matching(patterns, route)
 
     def apply_event(self, event: dict[str, Any]) -> None:
         """An invalidation from another worker or node (memory backend only)."""
@@ -144,7 +146,10 @@ class CacheRuntime:
                 "max_bytes": self.memory.max_bytes,
             }
         if self.redis is not None:
-            snapshot["redis"] = {"available": self.redis.available}
+            snapshot["redis"] = {
+                "available": self.redis.available,
+                "delete_errors": self.redis.errors,
+            }
         return snapshot
 
 
