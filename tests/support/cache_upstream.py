@@ -16,7 +16,8 @@ parameters steer the answer (they are part of the cache key, like any):
   delay=S        answer after S seconds
 Writes (POST, PUT, PATCH, DELETE) answer 200 ``{"written": path}``
 (``?status=N`` applies to them too). ``hits`` counts GETs per path,
-``total`` all requests; ``fail(status)`` makes every answer that status.
+``total`` all requests; ``fail(status)`` makes every answer that status,
+and ``delay`` slows every answer down.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class CacheUpstream:
         self.methods: Counter[str] = Counter()
         self.total = 0
         self.failing: int | None = None
+        self.delay = 0.0  # every answer waits this long (timeouts)
         self._runner: web.AppRunner | None = None
         self._transports: set[asyncio.BaseTransport] = set()
 
@@ -77,8 +79,9 @@ class CacheUpstream:
         self.total += 1
         self.methods[request.method] += 1
         query = request.query
-        if "delay" in query:
-            await asyncio.sleep(float(query["delay"]))
+        delay = float(query.get("delay", self.delay))
+        if delay:
+            await asyncio.sleep(delay)
         status = int(query.get("status", "200"))
         if self.failing is not None:
             return web.Response(status=self.failing, text="upstream failing")
