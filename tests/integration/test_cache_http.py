@@ -266,7 +266,7 @@ def test_a_trusted_proxys_forwarded_host_is_part_of_the_key(gateway, origin) -> 
 
 
 def test_debug_shows_the_key(gateway, origin) -> None:
-    gw = gateway(cache_config(origin.url, cache={"ttl": "30s"}) | {"cache": {"debug": True}})
+    gw = gateway(cache_config(origin.url, route_cache={"ttl": "30s"}) | {"cache": {"debug": True}})
     with httpx.Client(base_url=gw.url) as http:
         miss = http.get("/items/k?z=1&a=2")
         hit = http.get("/items/k?a=2&z=1")

@@ -110,7 +110,7 @@ def test_waiters_go_upstream_themselves_when_the_leader_cannot_store(gateway, or
 
 
 def test_waiters_stop_waiting_after_collapse_wait(gateway, origin) -> None:
-    config = cache_config(origin.url, cache={"ttl": "30s"}) | {"cache": {"collapse_wait": "200ms"}}
+    config = cache_config(origin.url, route_cache={"ttl": "30s"}) | {"cache": {"collapse_wait": "200ms"}}
     gw = gateway(config)
     responses = _many_gets(gw.url + "/items/slow?delay=1.5", 3)
     assert [r.status_code for r in responses] == [200] * 3
@@ -121,7 +121,7 @@ def test_waiters_stop_waiting_after_collapse_wait(gateway, origin) -> None:
 
 
 def test_the_memory_store_stays_within_its_byte_bound(gateway, origin) -> None:
-    config: dict[str, Any] = cache_config(origin.url, cache={"max_object_size": "64KB"})
+    config: dict[str, Any] = cache_config(origin.url, route_cache={"max_object_size": "64KB"})
     config["cache"] = {"max_bytes": "200KB"}
     gw = gateway(config)
     with httpx.Client(base_url=gw.url) as http:

@@ -21,14 +21,14 @@ def origin(bg: BackgroundLoop) -> Iterator[CacheUpstream]:
 
 
 def cache_config(
-    upstream_url: str, cache: dict[str, Any] | None = None, **top: Any
+    upstream_url: str, route_cache: dict[str, Any] | None = None, **top: Any
 ) -> dict[str, Any]:
     """One service and one cached route ``items`` on ``/items``, and an
     uncached route ``plain`` on ``/plain``."""
     config: dict[str, Any] = {
         "services": {"up": service(upstream_url)},
         "routes": [
-            route("items", "/items", cache={"ttl": "30s", **(cache or {})}),
+            route("items", "/items", cache={"ttl": "30s", **(route_cache or {})}),
             route("plain", "/plain"),
         ],
     }
