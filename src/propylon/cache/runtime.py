@@ -87,12 +87,13 @@ class CacheRuntime:
         elif self.redis is not None:
             self.background(self.redis.delete_matching(patterns, route))
 
-    async def purge(self, pattern: str | None, route: str | None) -> int:
-        """Entries removed in this worker's store (or in Redis), after spreading."""
+    async def purge(self, pattern: str | None, route: str | None, *, spread: bool = True) -> int:
+        """Entries removed from this worker's store (or from Redis; -1: Redis
+        could not be asked). ``spread``: tell the other workers and nodes."""
         patterns = [pattern or "*"]
         if self.memory is not None:
             removed = self.memory.delete_matching(matcher(patterns), route)
-            if self.publish is not None:
+            if spread and self.publish is not None:
                 self.publish({"kind": EVENT_KIND, "patterns": patterns, "route": route})
             return removed
         assert self.redis is not None

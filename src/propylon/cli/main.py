@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from propylon import __version__
+from propylon.cli.cache import cache_group
 from propylon.cli.check import check_command, init_command
 from propylon.cli.demo import demo_command
 from propylon.cli.identity import keys_group, token_command
@@ -32,6 +33,7 @@ cli.add_command(status_command)
 cli.add_command(reload_command)
 cli.add_command(stop_command)
 cli.add_command(logs_command)
+cli.add_command(cache_group)
 
 
 def main() -> None:

@@ -94,11 +94,21 @@ class Worker:
             return None
         if kind == "stats":
             return self.stats()
+        if kind == "cache_purge":
+            return await self.purge_cache(message)
         if kind == "stop":
             self.graceful_timeout = message.get("graceful_timeout")
             self.stop_requested.set()
             return {"stopping": True}
         return None  # unknown: the channel answers with an error
+
+    async def purge_cache(self, message: Message) -> Message:
+        """``POST /admin/cache/purge``, sent to every worker (admin/routes/cache.py)."""
+        cache = self.gateway.state.cache if self.gateway is not None else None
+        if cache is None:
+            return {"purged": 0}
+        pattern, route = message.get("pattern"), message.get("route")
+        return {"purged": await cache.purge(pattern, route, spread=False)}
 
     def stats(self) -> dict[str, Any]:
         gateway = self.gateway
