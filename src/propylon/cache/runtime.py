@@ -51,6 +51,7 @@ class CacheRuntime:
         self.publish: Callable[[dict[str, Any]], None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = self._closed = False
+        self.warming: asyncio.Task[int] | None = None  # cache/warm.py, started by the gateway
 
     async def start(self) -> None:
         """Once per runtime (every cached route's plugin calls it)."""
@@ -64,6 +65,8 @@ class CacheRuntime:
         if self._closed:
             return
         self._closed = True
+        if self.warming is not None:
+            self.warming.cancel()
         await self.drain()
         if self.redis is not None:
             await self.redis.close()

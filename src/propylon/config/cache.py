@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
+from urllib.parse import urlsplit
+
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from propylon.config.units import parse_duration, parse_size
@@ -39,9 +41,14 @@ class CacheSettings(_Strict):
     @field_validator("warm")
     @classmethod
     def _paths(cls, value: list[str]) -> list[str]:
-        for path in value:
-            if not path.startswith("/"):
-                raise ValueError(f"warm path {path!r} must start with '/'")
+        for entry in value:
+            if entry.startswith("/"):
+                continue
+            parts = urlsplit(entry)
+            if parts.scheme != "http" or not parts.netloc or parts.fragment:
+                raise ValueError(
+                    f"warm entry {entry!r} must be a path (/items) or http://HOST/path"
+                )
         return value
 
 
