@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from propylon.auth.apikeys import generate_key, hash_key
-from tests.support.cache import origin  # noqa: F401 - the `origin` fixture
+from tests.support.cache import origin_fixture  # noqa: F401 - the `origin` fixture
 from tests.support.gateway import route, service
 from tests.support.jwks import SECRET, mint
 
@@ -65,7 +65,9 @@ def test_jwt_users_never_get_each_others_entries(gateway, origin) -> None:
         b1 = http.get("/items/me", headers=bob)
         a2 = http.get("/items/me", headers=alice)
         # A fresh token of the same user is the same consumer.
-        a3 = http.get("/items/me", headers={"Authorization": f"Bearer {mint(sub='alice', iss=None, jti='x')}"})
+        a3 = http.get(
+            "/items/me", headers={"Authorization": f"Bearer {mint(sub='alice', iss=None, jti='x')}"}
+        )
     assert (a1.headers["x-cache"], b1.headers["x-cache"]) == ("MISS", "MISS")
     assert b1.json()["serial"] == 2
     assert a2.headers["x-cache"] == a3.headers["x-cache"] == "HIT"

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.cache import cache_config, origin  # noqa: F401 - the `origin` fixture
+from tests.support.cache import cache_config, origin_fixture  # noqa: F401 - the `origin` fixture
 from tests.support.gateway import wait_until
 
 
@@ -232,8 +232,12 @@ def test_unkeyed_forwarding_headers_cannot_poison_the_entry(gateway, origin) -> 
     """The upstream reflects X-Forwarded-Host; a client's own copy never reaches it
     or the entry, so every later client gets the gateway's honest answer."""
     with cached(gateway, origin) as http:
-        evil = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
-                "X-Original-URL": "/admin", "X-Forwarded-Prefix": "/evil"}
+        evil = {
+            "X-Forwarded-Host": "evil.example",
+            "X-Forwarded-Proto": "https",
+            "X-Original-URL": "/admin",
+            "X-Forwarded-Prefix": "/evil",
+        }
         poisoned = http.get("/items/home", headers=evil)
         honest = http.get("/items/home")
     assert poisoned.headers["x-cache"] == "MISS"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import redis
 
-from tests.support.cache import cache_config, origin  # noqa: F401 - the `origin` fixture
+from tests.support.cache import cache_config, origin_fixture  # noqa: F401 - the `origin` fixture
 from tests.support.gateway import wait_until
 
 pytestmark = pytest.mark.redis
@@ -26,13 +26,16 @@ def redis_cache(origin: Any, url: str, prefix: str, **cache: Any) -> dict[str, A
     )
 
 
-def test_a_hit_from_redis_is_byte_identical_and_shared(gateway, origin, redis_url, redis_prefix) -> None:
+def test_a_hit_from_redis_is_byte_identical_and_shared(
+    gateway, origin, redis_url, redis_prefix
+) -> None:
     config = redis_cache(origin, redis_url, redis_prefix, stale_ttl="10s")
     one, two = gateway(config), gateway(config)
     first = httpx.get(one.url + "/items/1?b=1&a=2", headers=HOST)
     assert first.headers["x-cache"] == "MISS"
-    assert wait_until(lambda: httpx.get(two.url + "/items/1?a=2&b=1", headers=HOST)
-                      .headers["x-cache"] == "HIT")
+    assert wait_until(
+        lambda: httpx.get(two.url + "/items/1?a=2&b=1", headers=HOST).headers["x-cache"] == "HIT"
+    )
     hit = httpx.get(two.url + "/items/1?a=2&b=1", headers=HOST)
     assert hit.content == first.content
     assert origin.hits["/items/1"] == 1
@@ -52,16 +55,22 @@ def test_a_write_on_one_gateway_process_evicts_on_the_other(
     config = redis_cache(origin, redis_url, redis_prefix)
     one, two = gateway_process(config), gateway_process(config)
     urls = ["/items/42", "/items/42/notes", "/items", "/items?page=2", "/items/7"]
-    with httpx.Client(base_url=one.url, headers=HOST) as a, \
-            httpx.Client(base_url=two.url, headers=HOST) as b:
+    with (
+        httpx.Client(base_url=one.url, headers=HOST) as a,
+        httpx.Client(base_url=two.url, headers=HOST) as b,
+    ):
         for url in urls:
             a.get(url)
         assert wait_until(lambda: all(b.get(u).headers["x-cache"] == "HIT" for u in urls))
         assert a.request(method, "/items/42").status_code == 200
         assert wait_until(lambda: b.get("/items/42").headers["x-cache"] == "MISS", timeout=2)
         after = {url: b.get(url).headers["x-cache"] for url in urls[1:]}
-    assert after == {"/items/42/notes": "MISS", "/items": "MISS", "/items?page=2": "MISS",
-                     "/items/7": "HIT"}
+    assert after == {
+        "/items/42/notes": "MISS",
+        "/items": "MISS",
+        "/items?page=2": "MISS",
+        "/items/7": "HIT",
+    }
 
 
 def test_purge_by_pattern_and_route_in_redis(gateway, origin, redis_url, redis_prefix, bg) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.cache import cache_config, origin  # noqa: F401 - the `origin` fixture
+from tests.support.cache import cache_config, origin_fixture  # noqa: F401 - the `origin` fixture
 from tests.support.controlled import on_loop
 from tests.support.problems import assert_problem
 

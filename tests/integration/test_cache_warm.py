@@ -6,14 +6,21 @@ import httpx
 import pytest
 
 from propylon.config import ConfigError, load_config_text
-from tests.support.cache import cache_config, origin  # noqa: F401 - the `origin` fixture
+from tests.support.cache import cache_config, origin_fixture  # noqa: F401 - the `origin` fixture
 from tests.support.gateway import wait_until
 
 
 def test_warm_paths_are_cached_before_the_first_client_asks(gateway, origin) -> None:
     config = cache_config(origin.url)
-    config["cache"] = {"warm": ["/items/popular", "/items?page=1", "http://shop.example/items/7",
-                                "/plain/not-cached", "/nowhere"]}
+    config["cache"] = {
+        "warm": [
+            "/items/popular",
+            "/items?page=1",
+            "http://shop.example/items/7",
+            "/plain/not-cached",
+            "/nowhere",
+        ]
+    }
     gw = gateway(config)
     assert wait_until(lambda: gw.state.cache.warming.done())
     assert gw.state.cache.warming.result() == 4  # /nowhere has no route: 404

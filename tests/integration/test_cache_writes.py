@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.cache import cache_config, origin  # noqa: F401 - the `origin` fixture
+from tests.support.cache import cache_config, origin_fixture  # noqa: F401 - the `origin` fixture
 from tests.support.gateway import route
 
 
@@ -16,8 +16,15 @@ from tests.support.gateway import route
 def test_a_write_evicts_the_item_its_children_and_its_list(gateway, origin, method) -> None:
     gw = gateway(cache_config(origin.url))
     with httpx.Client(base_url=gw.url) as http:
-        urls = ["/items/42", "/items/42?fields=name", "/items/42/notes", "/items",
-                "/items?page=2", "/items/7", "/items/420"]
+        urls = [
+            "/items/42",
+            "/items/42?fields=name",
+            "/items/42/notes",
+            "/items",
+            "/items?page=2",
+            "/items/7",
+            "/items/420",
+        ]
         for url in urls:
             http.get(url)
         assert all(http.get(url).headers["x-cache"] == "HIT" for url in urls)
@@ -51,8 +58,10 @@ def test_configured_patterns_replace_the_default_invalidation(gateway, origin) -
         for url in ["/items/1", "/items", "/items/reports/daily"]:
             http.get(url)
         http.post("/items/1")
-        after = {url: http.get(url).headers["x-cache"]
-                 for url in ["/items/1", "/items", "/items/reports/daily"]}
+        after = {
+            url: http.get(url).headers["x-cache"]
+            for url in ["/items/1", "/items", "/items/reports/daily"]
+        }
     assert after == {"/items/1": "MISS", "/items": "HIT", "/items/reports/daily": "MISS"}
 
 
@@ -110,7 +119,9 @@ def test_waiters_go_upstream_themselves_when_the_leader_cannot_store(gateway, or
 
 
 def test_waiters_stop_waiting_after_collapse_wait(gateway, origin) -> None:
-    config = cache_config(origin.url, route_cache={"ttl": "30s"}) | {"cache": {"collapse_wait": "200ms"}}
+    config = cache_config(origin.url, route_cache={"ttl": "30s"}) | {
+        "cache": {"collapse_wait": "200ms"}
+    }
     gw = gateway(config)
     responses = _many_gets(gw.url + "/items/slow?delay=1.5", 3)
     assert [r.status_code for r in responses] == [200] * 3

@@ -12,8 +12,8 @@ from tests.support.gateway import route, service
 from tests.support.loop import BackgroundLoop
 
 
-@pytest.fixture
-def origin(bg: BackgroundLoop) -> Iterator[CacheUpstream]:
+@pytest.fixture(name="origin")
+def origin_fixture(bg: BackgroundLoop) -> Iterator[CacheUpstream]:
     server = CacheUpstream()
     bg.run(server.start())
     yield server

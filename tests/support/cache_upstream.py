@@ -52,9 +52,7 @@ class CacheUpstream:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._serve)
-        self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=0
-        )
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
@@ -96,14 +94,14 @@ class CacheUpstream:
         if "age" in query:
             headers["Age"] = query["age"]
         if "expires" in query:
-            headers["Expires"] = email.utils.formatdate(time.time() + float(query["expires"]),
-                                                        usegmt=True)
+            headers["Expires"] = email.utils.formatdate(
+                time.time() + float(query["expires"]), usegmt=True
+            )
         response: web.StreamResponse
         if status in (204, 304):
             response = web.Response(status=status, headers=headers)
         elif "size" in query:
-            response = web.Response(status=status, body=b"s" * int(query["size"]),
-                                    headers=headers)
+            response = web.Response(status=status, body=b"s" * int(query["size"]), headers=headers)
         else:
             body = {
                 "path": request.path,
@@ -112,8 +110,12 @@ class CacheUpstream:
                 "forwarded_host": request.headers.get("X-Forwarded-Host"),
                 "consumer": request.headers.get("X-Consumer-ID"),
             }
-            response = web.Response(status=status, text=json.dumps(body), headers=headers,
-                                    content_type="application/json")
+            response = web.Response(
+                status=status,
+                text=json.dumps(body),
+                headers=headers,
+                content_type="application/json",
+            )
         if "cookie" in query:
             response.set_cookie("session", "s3cr3t")
         if "chunked" in query:

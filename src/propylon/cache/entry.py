@@ -27,7 +27,9 @@ class Entry:
     def encode(self) -> bytes:
         meta = {
             "s": self.status,
-            "h": [[name.decode("latin-1"), value.decode("latin-1")] for name, value in self.headers],
+            "h": [
+                [name.decode("latin-1"), value.decode("latin-1")] for name, value in self.headers
+            ],
             "t": self.stored_at,
             "f": self.fresh_until,
             "x": self.stale_until,

@@ -20,8 +20,10 @@ def expand(pattern: str, path: str) -> str:
 
 def matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
     """One compiled test for a set of patterns."""
-    parts = ["".join(".*" if piece == "*" else re.escape(piece) for piece in _pieces(p))
-             for p in patterns]
+    parts = [
+        "".join(".*" if piece == "*" else re.escape(piece) for piece in _pieces(p))
+        for p in patterns
+    ]
     if not parts:
         return lambda path: False
     compiled = re.compile("(?:" + "|".join(parts) + r")\Z", re.DOTALL)

@@ -29,7 +29,13 @@ from propylon.cache.entry import Entry
 from propylon.cache.keys import SEPARATOR, key_path, key_route
 from propylon.cache.patterns import lua_pattern
 from propylon.cache.stats import CacheStats
-from propylon.state.redis import RedisClient, RedisReplyError, RedisUnavailable, Script, shared_client
+from propylon.state.redis import (
+    RedisClient,
+    RedisReplyError,
+    RedisUnavailable,
+    Script,
+    shared_client,
+)
 
 if TYPE_CHECKING:
     from propylon.config.redis import RedisConfig

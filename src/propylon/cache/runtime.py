@@ -128,7 +128,9 @@ class CacheRuntime:
     def snapshot(self) -> dict[str, Any]:
         """Counters per route and totals; cheap, for health and metrics."""
         local = self.memory is not None
-        routes = {name: stats.as_dict(local_sizes=local) for name, stats in self.stats.routes.items()}
+        routes = {
+            name: stats.as_dict(local_sizes=local) for name, stats in self.stats.routes.items()
+        }
         totals: dict[str, Any] = {}
         for data in routes.values():
             for name, value in data.items():

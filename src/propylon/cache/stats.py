@@ -8,8 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-COUNTERS = ("hits", "misses", "bypass", "stale", "stores", "evictions", "invalidations",
-            "redis_errors", "collapsed")
+COUNTERS = (
+    "hits",
+    "misses",
+    "bypass",
+    "stale",
+    "stores",
+    "evictions",
+    "invalidations",
+    "redis_errors",
+    "collapsed",
+)
 
 
 class RouteStats:

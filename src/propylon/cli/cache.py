@@ -30,8 +30,12 @@ def cache_group() -> None:
 @cache_group.command("purge")
 @click.argument("pattern", required=False)
 @click.option("--route", "route", metavar="NAME", help="Only the entries of this route.")
-@click.option("--token", envvar="PROPYLON_ADMIN_TOKEN", metavar="TOKEN",
-              help="Admin token (memory backend); default admin.token from the config.")
+@click.option(
+    "--token",
+    envvar="PROPYLON_ADMIN_TOKEN",
+    metavar="TOKEN",
+    help="Admin token (memory backend); default admin.token from the config.",
+)
 @config_option("Config file of the gateway.")
 def purge_command(
     pattern: str | None, route: str | None, token: str | None, config_file: str
@@ -89,7 +93,9 @@ def _purge_through_admin(
 
     try:
         target = admin_target(config_file, None, token)
-        reply = call(target, "POST", "/admin/cache/purge", body={"pattern": pattern, "route": route})
+        reply = call(
+            target, "POST", "/admin/cache/purge", body={"pattern": pattern, "route": route}
+        )
     except (AdminUnavailable, ValueError) as exc:
         _fail(str(exc))
     if not reply.ok:

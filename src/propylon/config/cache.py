@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
-
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -22,6 +21,8 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 # RFC 9111 4.2.2: statuses that are heuristically cacheable (the 2xx-5xx ones
 # a gateway sees; 206 needs range handling, 405/414/501 are rarely useful).
 DEFAULT_STATUSES = (200, 203, 204, 300, 301, 404, 410)
+CacheMethod = Literal["GET", "HEAD"]
+_DEFAULT_METHODS: tuple[CacheMethod, ...] = ("GET", "HEAD")
 _HEADER_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
@@ -56,7 +57,7 @@ class RouteCache(_Strict):
     """A route's ``cache:`` key."""
 
     ttl: Duration = Field(default=300.0, gt=0)
-    methods: list[Literal["GET", "HEAD"]] = Field(default_factory=lambda: ["GET", "HEAD"])
+    methods: list[CacheMethod] = Field(default_factory=lambda: list(_DEFAULT_METHODS))
     statuses: list[int] = Field(default_factory=lambda: list(DEFAULT_STATUSES))
     vary_headers: list[str] = Field(default_factory=list)
     vary_query: Literal["all"] | list[str] = "all"
@@ -69,7 +70,7 @@ class RouteCache(_Strict):
 
     @field_validator("methods")
     @classmethod
-    def _methods(cls, value: list[str]) -> list[str]:
+    def _methods(cls, value: list[CacheMethod]) -> list[CacheMethod]:
         if not value:
             raise ValueError("list at least one of GET, HEAD")
         return value

@@ -190,9 +190,7 @@ class CachePlugin(Plugin):
         self.max_object_size = settings.max_object_size
         self.vary_headers = tuple(name.encode() for name in settings.vary_headers)
         self.vary_names = frozenset(self.vary_headers)
-        self.query_allow = (
-            None if settings.vary_query == "all" else frozenset(settings.vary_query)
-        )
+        self.query_allow = None if settings.vary_query == "all" else frozenset(settings.vary_query)
         self.debug = runtime.settings.debug
         self.memory = runtime.memory
 
@@ -222,9 +220,11 @@ class CachePlugin(Plugin):
                 authorization = value
             if vary and name in self.vary_names:
                 index = vary.index(name)
-                vary_values[index] = vary_values[index] + b"," + value if vary_values[index] else value
-        consumer = self._consumer(ctx, authorization is not None)
-        if consumer is False:
+                vary_values[index] = (
+                    vary_values[index] + b"," + value if vary_values[index] else value
+                )
+        cacheable, consumer = self._consumer(ctx, authorization is not None)
+        if not cacheable:
             self.stats.bypass += 1
             return None
         rules = (
@@ -265,19 +265,17 @@ class CachePlugin(Plugin):
         self.stats.misses += 1
         return None
 
-    def _consumer(self, ctx: RequestContext, authorization: bool) -> str | None | bool:
-        """The consumer part of the key; None for none; False: do not cache."""
+    def _consumer(self, ctx: RequestContext, authorization: bool) -> tuple[bool, str | None]:
+        """(whether the answer may be cached, the consumer part of its key)."""
         identity = ctx.identity
         if identity is None:
             # Credentials the gateway did not check go to the upstream, which
             # may answer per caller: never share that answer.
-            return False if authorization else None
-        if not self.settings.per_consumer:
-            return False
+            return not authorization, None
         who = identity.consumer_id or identity.user_id
-        if who is None:
-            return False
-        return f"{identity.method}:{who}"
+        if not self.settings.per_consumer or who is None:
+            return False, None
+        return True, f"{identity.method}:{who}"
 
     def _key(self, ctx: CacheContext, vary_values: list[bytes], consumer: str | None) -> str:
         host = normalize_host(ctx.host)

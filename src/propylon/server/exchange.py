@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from propylon.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
 from propylon.server import builtin
+from propylon.server.eager import run_eagerly
 from propylon.server.exchange_base import (
     CONNECTING,
     DONE,
@@ -32,7 +33,6 @@ from propylon.server.headers import client_head, trusted_forwarding, upstream_he
 from propylon.server.http import Header, problem
 from propylon.server.pathnorm import InvalidPath, normalize_path, split_target
 from propylon.server.router import host_without_port, rewrite_path
-from propylon.server.eager import run_eagerly
 from propylon.server.upstream.breaker import REJECTED
 
 if TYPE_CHECKING:

@@ -40,6 +40,4 @@ async def purge(request: web.Request) -> web.Response:
     counts = [int(reply.get("purged", 0)) for reply in replies]
     if any(count < 0 for count in counts):
         return problem(request, 503, "Redis is unavailable: nothing was purged")
-    return web.json_response(
-        {"result": "purged", "purged": sum(counts), "workers": len(replies)}
-    )
+    return web.json_response({"result": "purged", "purged": sum(counts), "workers": len(replies)})
