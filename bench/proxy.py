@@ -122,6 +122,7 @@ class Env:
     workdir: Path
     upstream_port: int
     propylon: Path
+    redis_url: str = "redis://127.0.0.1:6379/15"
 
 
 def nginx_argv(prefix: Path, body: str) -> list[str]:
@@ -169,6 +170,37 @@ def propylon_with(name: str, template: str) -> Callable[[Env, int], list[str]]:
 
 propylon_case = propylon_with("propylon", PROPYLON_CONFIG)
 
+# The same route with its GETs cached: after the first request every one is
+# a HIT answered without an upstream trip (docs/caching.md).
+PROPYLON_CACHE = """\
+gateway:
+  listen: 127.0.0.1:{port}
+{redis}cache:
+  backend: {backend}
+services:
+  upstream:
+    targets:
+      - url: http://127.0.0.1:{upstream_port}
+routes:
+  - name: all
+    match: {{path: /}}
+    service: upstream
+    cache: {{ttl: 1h}}
+"""
+
+
+def propylon_cache(backend: str) -> Callable[[Env, int], list[str]]:
+    def case(env: Env, port: int) -> list[str]:
+        redis = ""
+        if backend == "redis":
+            prefix = f"propylon-bench-{os.getpid()}:"
+            redis = f"redis:\n  url: {env.redis_url}\n  key_prefix: '{prefix}'\n"
+        template = PROPYLON_CACHE.replace("{redis}", redis).replace("{backend}", backend)
+        return propylon_with(f"propylon-cache-{backend}", template)(env, port)
+
+    return case
+
+
 
 # Systems under test, in the order each round runs them. A new case (say
 # propylon-jwt) is a function that writes its config and returns its argv.
@@ -177,6 +209,9 @@ CASES: dict[str, Callable[[Env, int], list[str]]] = {
     "propylon": propylon_case,
     # Two pooled targets (same upstream) behind smooth weighted round robin.
     "propylon-2targets": propylon_with("propylon-2targets", PROPYLON_TWO_TARGETS),
+    # A route whose GETs are cached: memory LRU, or Redis at --redis-url.
+    "propylon-cache-memory": propylon_cache("memory"),
+    "propylon-cache-redis": propylon_cache("redis"),
 }
 
 
@@ -305,6 +340,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="after the rounds, drive each case to N requests and print its RSS",
     )
     parser.add_argument("--propylon", type=Path, default=REPO / ".venv" / "bin" / "propylon")
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/15",
+        help="Redis for the cases that need one (propylon-cache-redis)",
+    )
     args = parser.parse_args(argv)
     args.case = [c for c in CASES if c in (args.case or CASES)]
     return args
@@ -318,13 +358,32 @@ def preflight(args: argparse.Namespace) -> None:
         raise BenchError("needs CPUs 0 and 1: one for wrk and the upstream, one for the case")
     if any(c.startswith("propylon") for c in args.case) and not os.access(args.propylon, os.X_OK):
         raise BenchError(f"case 'propylon': {args.propylon} is not executable")
+    if "propylon-cache-redis" in args.case:
+        redis_ping(args.redis_url)
+
+
+def redis_ping(url: str) -> None:
+    """Fail early: without Redis the case would measure cache bypasses."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 2) as sock:
+            sock.sendall(b"PING\r\n")
+            if not sock.recv(64).startswith((b"+PONG", b"-NOAUTH")):
+                raise OSError("no PONG")
+    except OSError as exc:
+        raise BenchError(
+            f"case 'propylon-cache-redis' needs Redis at {url} (--redis-url): {exc}"
+        ) from None
 
 
 def bench(args: argparse.Namespace, procs: Processes, workdir: Path) -> None:
     info = machine()
     print(", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     runner = Bench(args, procs, workdir)
-    servers = runner.start(Env(workdir, free_port(), args.propylon))
+    servers = runner.start(Env(workdir, free_port(), args.propylon, args.redis_url))
     rss_start = {s.name: rss_mb(s) for s in servers}
     runs = runner.rounds(servers)
     rows = summarize(runs, args.case)

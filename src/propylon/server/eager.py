@@ -24,6 +24,11 @@ def run_eagerly(coro: Coroutine[Any, Any, None], loop: asyncio.AbstractEventLoop
     except BaseException:
         coro.close()
         raise
+    if getattr(waiting_on, "_asyncio_future_blocking", False):
+        # What a task does at once with a yielded future: until this is
+        # cleared, another coroutine awaiting the same future fails ("await
+        # wasn't used with future"). _Resumed sets it again for the task.
+        waiting_on._asyncio_future_blocking = False
     loop.create_task(_finish(coro, waiting_on))
 
 
@@ -42,10 +47,13 @@ class _Resumed:
 
     def __await__(self) -> Generator[Any, Any, None]:
         coro = self._coro
-        # Yield what the coroutine yielded (the future it waits on, with its
-        # _asyncio_future_blocking flag set, or None for a bare yield), so the
-        # task waits on it; then pass whatever the task sends or throws in.
+        # Yield what the coroutine yielded (the future it waits on, or None for
+        # a bare yield), so the task waits on it; then pass whatever the task
+        # sends or throws in. A future's "await me" flag, cleared by
+        # run_eagerly(), is set again so the task accepts it.
         value = self._waiting_on
+        if getattr(value, "_asyncio_future_blocking", None) is False:
+            value._asyncio_future_blocking = True
         while True:
             try:
                 sent = yield value
