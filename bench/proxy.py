@@ -368,8 +368,9 @@ def redis_ping(url: str) -> None:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
+    address = (parts.hostname or "127.0.0.1", parts.port or 6379)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 2) as sock:
+        with socket.create_connection(address, 2) as sock:
             sock.sendall(b"PING\r\n")
             if not sock.recv(64).startswith((b"+PONG", b"-NOAUTH")):
                 raise OSError("no PONG")

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("propylon.cache")
 
+_KEY_MEMO = 4096  # request parts -> key, per route
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 HIT, MISS, BYPASS, STALE = b"HIT", b"MISS", b"BYPASS", b"STALE"
 # Fields that belong to one response, not to the stored entry.
@@ -193,6 +194,7 @@ class CachePlugin(Plugin):
         self.query_allow = None if settings.vary_query == "all" else frozenset(settings.vary_query)
         self.debug = runtime.settings.debug
         self.memory = runtime.memory
+        self._keys: dict[tuple[object, ...], str] = {}
 
     async def start(self) -> None:
         await self.runtime.start()
@@ -240,11 +242,15 @@ class CachePlugin(Plugin):
         stale: Entry | None = None
         if not refresh:
             now = time.time()
-            try:
-                entry = await self._lookup(key, now)
-            except _Unavailable:
-                self.stats.bypass += 1
-                return None
+            memory = self.memory
+            if memory is not None:
+                entry = memory.get(key, now)  # no coroutine: hits stay cheap
+            else:
+                try:
+                    entry = await self._lookup_redis(key, now)
+                except _Unavailable:
+                    self.stats.bypass += 1
+                    return None
             if entry is not None:
                 if now < entry.fresh_until:
                     return self._hit(ctx, entry, now, key)
@@ -278,6 +284,19 @@ class CachePlugin(Plugin):
         return True, f"{identity.method}:{who}"
 
     def _key(self, ctx: CacheContext, vary_values: list[bytes], consumer: str | None) -> str:
+        if ctx.conn.trusted_peer:
+            return self._build_key(ctx, vary_values, consumer)
+        # The same request parts give the same key: remember the recent ones
+        # (normalising the query is most of a hit's key cost).
+        memo = (ctx.host, ctx.path, ctx.query, consumer, *vary_values)
+        key = self._keys.get(memo)
+        if key is None:
+            if len(self._keys) >= _KEY_MEMO:
+                self._keys.clear()
+            key = self._keys[memo] = self._build_key(ctx, vary_values, consumer)
+        return key
+
+    def _build_key(self, ctx: CacheContext, vary_values: list[bytes], consumer: str | None) -> str:
         host = normalize_host(ctx.host)
         if ctx.conn.trusted_peer:
             # A trusted proxy's X-Forwarded-Host/-Proto reach the upstream,
@@ -292,10 +311,7 @@ class CachePlugin(Plugin):
         vary = [value.decode("latin-1").strip() for value in vary_values]
         return build_key(self.route, host, ctx.path, query, vary, consumer)
 
-    async def _lookup(self, key: str, now: float) -> Entry | None:
-        memory = self.memory
-        if memory is not None:
-            return memory.get(key, now)
+    async def _lookup_redis(self, key: str, now: float) -> Entry | None:
         redis = self.runtime.redis
         assert redis is not None
         entry, ok = await redis.get(key, now)
