@@ -72,6 +72,29 @@ def test_head_is_answered_from_the_get_entry(gateway, origin) -> None:
     assert origin.methods["HEAD"] == 0
 
 
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"If-None-Match": '"v1"'}, 304),
+        ({"If-None-Match": 'W/"v1", "v0"'}, 304),
+        ({"If-None-Match": "*"}, 304),
+        ({"If-None-Match": '"v2"'}, 200),
+        ({"If-Modified-Since": "Tue, 01 Dec 2026 10:00:00 GMT"}, 304),
+        ({"If-Modified-Since": "Mon, 30 Nov 2026 10:00:00 GMT"}, 200),
+        ({"If-None-Match": '"v2"', "If-Modified-Since": "Tue, 01 Dec 2026 10:00:00 GMT"}, 200),
+    ],
+)
+def test_a_conditional_get_is_answered_from_the_entry(gateway, origin, headers, status) -> None:
+    with cached(gateway, origin) as http:
+        full = http.get('/items/e?etag="v1"')
+        answer = http.get('/items/e?etag="v1"', headers=headers)
+    assert answer.status_code == status
+    assert answer.headers["x-cache"] == "HIT"
+    assert answer.headers["etag"] == '"v1"'
+    assert answer.content == (b"" if status == 304 else full.content)
+    assert origin.total == 1
+
+
 def test_a_head_miss_goes_upstream_and_stores_nothing(gateway, origin) -> None:
     with cached(gateway, origin) as http:
         assert http.head("/items/h2").headers["x-cache"] == "MISS"

@@ -13,6 +13,7 @@ parameters steer the answer (they are part of the cache key, like any):
   vary=NAME      Vary: NAME
   expires=S      Expires: now + S seconds (negative: in the past)
   age=S          Age: S
+  etag=TAG       ETag: TAG and a fixed Last-Modified
   delay=S        answer after S seconds
 Writes (POST, PUT, PATCH, DELETE) answer 200 ``{"written": path}``
 (``?status=N`` applies to them too). ``hits`` counts GETs per path,
@@ -93,6 +94,9 @@ class CacheUpstream:
             headers["Vary"] = query["vary"]
         if "age" in query:
             headers["Age"] = query["age"]
+        if "etag" in query:
+            headers["ETag"] = query["etag"]
+            headers["Last-Modified"] = "Tue, 01 Dec 2026 10:00:00 GMT"
         if "expires" in query:
             headers["Expires"] = email.utils.formatdate(
                 time.time() + float(query["expires"]), usegmt=True

@@ -94,3 +94,40 @@ def _expires_in(value: bytes) -> float:
     except (TypeError, ValueError):
         return 0.0  # RFC 9111 5.3: an invalid date means "already expired"
     return when.timestamp() - time.time()
+
+
+def not_modified(
+    if_none_match: bytes | None, if_modified_since: bytes | None, headers: Iterable[Header]
+) -> bool:
+    """Whether a stored response answers a conditional GET with 304 (RFC 9110 13.1).
+
+    If-None-Match compares entity tags weakly; If-Modified-Since counts only
+    without If-None-Match.
+    """
+    etag = last_modified = None
+    for name, value in headers:
+        if name == b"etag":
+            etag = value
+        elif name == b"last-modified":
+            last_modified = value
+    if if_none_match is not None:
+        if etag is None:
+            return False
+        if if_none_match.strip() == b"*":
+            return True
+        wanted = {tag.strip().removeprefix(b"W/") for tag in if_none_match.split(b",")}
+        return etag.strip().removeprefix(b"W/") in wanted
+    if if_modified_since is None or last_modified is None:
+        return False
+    try:
+        since = email.utils.parsedate_to_datetime(if_modified_since.decode("latin-1"))
+        modified = email.utils.parsedate_to_datetime(last_modified.decode("latin-1"))
+    except (TypeError, ValueError):
+        return False
+    return modified <= since
+
+
+# RFC 9110 15.4.5: a 304 carries these of the 200 it stands for.
+NOT_MODIFIED_FIELDS = frozenset(
+    {b"cache-control", b"content-location", b"date", b"etag", b"expires", b"vary", b"last-modified"}
+)

@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 from propylon.cache.entry import Entry
 from propylon.cache.keys import build_key, normalize_host, normalize_query, printable
 from propylon.cache.patterns import expand
-from propylon.cache.rules import RequestRules, response_ttl
+from propylon.cache.rules import (
+    NOT_MODIFIED_FIELDS,
+    RequestRules,
+    not_modified,
+    response_ttl,
+)
 from propylon.config.cache import RouteCache
 from propylon.plugins.base import Plugin, RequestContext
 from propylon.server.http import Header, Response
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("propylon.cache")
 
+_NOT_MODIFIED_KEEP = NOT_MODIFIED_FIELDS | {b"age", b"x-cache-key"}
 _KEY_MEMO = 4096  # request parts -> key, per route
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 HIT, MISS, BYPASS, STALE = b"HIT", b"MISS", b"BYPASS", b"STALE"
@@ -322,7 +328,17 @@ class CachePlugin(Plugin):
     def _hit(self, ctx: RequestContext, entry: Entry, now: float, key: str) -> Response:
         self.stats.hits += 1
         ctx.body_observer = _HIT
-        return self.entry_response(entry, now, key)
+        response = self.entry_response(entry, now, key)
+        if_none_match = ctx.request_header(b"if-none-match")
+        if_modified_since = ctx.request_header(b"if-modified-since")
+        if (
+            (if_none_match is not None or if_modified_since is not None)
+            and entry.status == 200
+            and not_modified(if_none_match, if_modified_since, entry.headers)
+        ):
+            kept = [h for h in response.headers if h[0] in _NOT_MODIFIED_KEEP]
+            return Response(304, kept)
+        return response
 
     def entry_response(self, entry: Entry, now: float, key: str) -> Response:
         headers = [*entry.headers, (b"age", b"%d" % max(0, int(now - entry.stored_at)))]
