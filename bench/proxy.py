@@ -201,7 +201,6 @@ def propylon_cache(backend: str) -> Callable[[Env, int], list[str]]:
     return case
 
 
-
 # Systems under test, in the order each round runs them. A new case (say
 # propylon-jwt) is a function that writes its config and returns its argv.
 CASES: dict[str, Callable[[Env, int], list[str]]] = {

@@ -70,6 +70,8 @@ class CacheRuntime:
         await self.drain()
         if self.redis is not None:
             await self.redis.close()
+        if self.memory is not None:
+            self.memory.clear()  # a closed gateway's entries are of no use
 
     # -- storing ----------------------------------------------------------------------
 
