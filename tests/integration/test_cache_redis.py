@@ -103,3 +103,26 @@ def test_redis_stopped_mid_test_means_bypass_without_errors(gateway, origin, red
         redis_server.start()
         assert wait_until(lambda: http.get("/items/5").headers["x-cache"] == "MISS", timeout=5)
         assert wait_until(lambda: http.get("/items/5").headers["x-cache"] == "HIT", timeout=5)
+
+
+def test_memory_caches_of_two_nodes_are_invalidated_over_redis_pub_sub(
+    gateway_process, origin, redis_url, redis_prefix
+) -> None:
+    """Memory backend, a redis: section for state events: a write on one node
+    evicts the entry the other node holds in its own memory."""
+    config = cache_config(origin.url, redis={"url": redis_url, "key_prefix": redis_prefix})
+    one, two = gateway_process(config), gateway_process(config)
+    with (
+        httpx.Client(base_url=one.url, headers=HOST) as a,
+        httpx.Client(base_url=two.url, headers=HOST) as b,
+    ):
+
+        def write_on_a_evicts_on_b() -> bool:
+            b.get("/items/8")  # stored (again) on node two
+            assert b.get("/items/8").headers["x-cache"] == "HIT"
+            assert a.patch("/items/8").status_code == 200
+            time.sleep(0.1)
+            return b.get("/items/8").headers["x-cache"] == "MISS"
+
+        # Until node two's subscription is up, the first writes go unheard.
+        assert wait_until(write_on_a_evicts_on_b, timeout=10, interval=0.1)
