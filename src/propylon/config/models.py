@@ -23,6 +23,7 @@ from propylon.config.auth import (
 )
 from propylon.config.cluster import AdminConfig, Workers
 from propylon.config.redis import RedisConfig
+from propylon.config.tracing import TracingConfig
 from propylon.config.units import parse_duration, parse_size
 from propylon.config.upstream import FallbackConfig, ServiceConfig
 
@@ -232,6 +233,7 @@ class GatewayConfig(Strict):
     security_headers: SecurityHeadersConfig | None = None
     auth: AuthConfig = AuthConfig()
     consumers: list[ConsumerConfig] = Field(default_factory=list)
+    tracing: TracingConfig = TracingConfig()
 
     @field_validator("services")
     @classmethod
