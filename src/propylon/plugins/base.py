@@ -23,11 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from pydantic import BaseModel
 
 from propylon.server.http import Header, Response
+
+if TYPE_CHECKING:
+    from propylon.observability.tracecontext import TraceContext
+    from propylon.server.upstream.target import Target
 
 
 @dataclass(slots=True)
@@ -58,11 +62,15 @@ class RequestContext(Protocol):
 
     ``client_ip`` is the client's address after the trusted-proxy logic.
     ``identity`` is set by an authentication plugin. Header names are
-    lower-case bytes. A plugin may set ``body_observer`` (one per exchange)
-    to see the upstream response body, and ``stale``: a callback the
-    gateway calls instead of answering 502/503/504 (upstream failed, timed
-    out, answered 5xx, breaker open, no target); a Response it returns is
-    sent in place of the error.
+    lower-case bytes. ``started`` is the loop time the request arrived;
+    ``traceparent`` is the client's (None when absent); ``trace_id`` the
+    trace the request went upstream with (empty when answered locally) and
+    ``trace`` its whole context when the caller sent one or spans are
+    exported (else None). A plugin may set ``body_observer`` (one per
+    exchange) to see the upstream response body, and ``stale``: a callback
+    the gateway calls instead of answering 502/503/504 (upstream failed,
+    timed out, answered 5xx, breaker open, no target); a Response it
+    returns is sent in place of the error.
     """
 
     request_id: bytes
@@ -77,6 +85,15 @@ class RequestContext(Protocol):
     host: bytes
     body_observer: BodyObserver | None
     stale: Callable[[], Response | None] | None
+    started: float
+    traceparent: bytes | None
+    trace_id: bytes
+    trace: TraceContext | None
+
+    def loop_time(self) -> float: ...
+
+    def upstream_target(self) -> Target | None:
+        """The target of the last upstream attempt, if any."""
 
     def request_header(self, name: bytes) -> bytes | None: ...
 

@@ -19,6 +19,7 @@ from propylon.server.http import Header, Response, new_request_id, problem, vali
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from propylon.observability.tracecontext import TraceContext
     from propylon.plugins.base import BodyObserver, Identity, PluginChain
     from propylon.server.protocol import ClientConnection
     from propylon.server.state import RouteRuntime
@@ -53,6 +54,7 @@ class ExchangeBase:
         "_last_failure",
         "_out",
         "_outcome_done",
+        "_own_request_id",
         "_pool",
         "_replay",
         "_replay_size",
@@ -90,6 +92,9 @@ class ExchangeBase:
         "started",
         "status",
         "target",
+        "trace",
+        "trace_id",
+        "traceparent",
         "upgrade",
     )
 
@@ -121,7 +126,7 @@ class ExchangeBase:
         self.expect_continue = False
         self.req_length: int | None = None
         self.req_chunked = False
-        request_id = host = None
+        request_id = host = traceparent = None
         for name, value in headers:
             if name == b"x-request-id":
                 request_id = value
@@ -133,11 +138,15 @@ class ExchangeBase:
                 self.req_chunked = True  # llhttp rejects any other final coding
             elif name == b"expect":
                 self.expect_continue = value.lower() == b"100-continue"
-        self.request_id = (
-            request_id
-            if request_id is not None and valid_request_id(request_id)
-            else new_request_id()
-        )
+            elif name == b"traceparent":
+                # Two of them: which trace is it? Neither (W3C 3.2: restart).
+                traceparent = value if traceparent is None else b"-"
+        if request_id is not None and valid_request_id(request_id):
+            self.request_id = request_id
+            self._own_request_id = False
+        else:
+            self.request_id = new_request_id()
+            self._own_request_id = True  # 32 hex digits: fit to be a trace id
         self.host = host or b""
         self.client_ip = conn.client_ip
         self.req_done = not self.req_chunked and not self.req_length
@@ -160,6 +169,11 @@ class ExchangeBase:
         self.identity: Identity | None = None
         self.body_observer: BodyObserver | None = None  # set by a plugin (a cache)
         self.stale: Callable[[], Response | None] | None = None  # stale-if-error
+        self.traceparent = traceparent
+        # Set when the request goes upstream: its trace id always, the whole
+        # context when the caller sent one or spans are exported.
+        self.trace_id = b""
+        self.trace: TraceContext | None = None
         self.phase = ROUTING
         # Upstream attempts: the target, the breaker ticket, retries, replay.
         self._target: Target | None = None
@@ -187,6 +201,12 @@ class ExchangeBase:
 
     def remove_request_header(self, name: bytes) -> None:
         self.headers = [header for header in self.headers if header[0] != name]
+
+    def loop_time(self) -> float:
+        return self.conn.state.loop.time()
+
+    def upstream_target(self) -> Target | None:
+        return self._target
 
     def add_upstream_header(self, name: bytes, value: bytes) -> None:
         if b"\r" in value or b"\n" in value:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from propylon import __version__
 from propylon.cache.runtime import EVENT_KIND as CACHE_EVENT
 from propylon.cache.runtime import CacheRuntime, cache_runtime_for
+from propylon.observability.tracecontext import TraceSampler
 from propylon.plugins.base import Plugin, PluginChain
 from propylon.plugins.registry import build_chain
 from propylon.server.http import Response
@@ -72,6 +73,10 @@ class GatewayState:
         self.name = settings.name
         self.version = __version__
         self.limits = settings.limits
+        tracing = config.tracing
+        self.trace_sampler = (
+            TraceSampler(tracing.sample_ratio) if tracing.otlp_endpoint is not None else None
+        )
         self.via = b"1.1 " + settings.name.encode()
         self.started_at = time.time()
         self.started_monotonic = loop.time()

@@ -1,0 +1,274 @@
+"""The OpenAPI 3.1 description of the admin API (``GET /api-docs.json``).
+
+Written by hand, endpoint by endpoint, beside the routes it describes; a test
+checks that every route the admin app serves is here and nothing else is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from propylon import __version__
+
+Schema = dict[str, Any]
+
+_PROBLEM: Schema = {
+    "type": "object",
+    "description": "RFC 9457 problem details; every error of the gateway and its admin API",
+    "required": ["type", "title", "status", "detail", "request_id"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+_TARGET: Schema = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "url": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "weight": {"type": "integer", "minimum": 0, "maximum": 1000},
+        "draining": {"type": "boolean"},
+        "healthy": {"type": "boolean", "description": "every worker's active checks pass"},
+        "ejected": {"type": "boolean", "description": "some worker ejected it (passive)"},
+        "available": {"type": "boolean"},
+        "in_flight": {"type": "integer"},
+    },
+}
+
+_SERVICE: Schema = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "balance": {"enum": ["round_robin", "least_conn", "random", "hash"]},
+        "in_flight": {"type": "integer"},
+        "targets": {"type": "array", "items": {"$ref": "#/components/schemas/Target"}},
+        "circuit_breaker": {
+            "type": "object",
+            "properties": {
+                "state": {"enum": ["CLOSED", "HALF_OPEN", "OPEN"]},
+                "workers": {"type": "array", "items": {"type": "string"}},
+                "total": {"type": "integer"},
+                "total_failures": {"type": "integer"},
+            },
+        },
+        "workers": {"type": "integer", "description": "how many workers answered"},
+    },
+}
+
+_STATUS: Schema = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "version": {"type": "string"},
+        "pid": {"type": "integer"},
+        "state": {"type": "string"},
+        "uptime": {"type": "number"},
+        "config": {"type": "object"},
+        "workers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "pid": {"type": "integer"},
+                    "state": {"type": "string"},
+                    "uptime": {"type": "number"},
+                    "rss": {"type": "integer"},
+                    "requests": {"type": "integer"},
+                    "restarts": {"type": "integer"},
+                },
+            },
+        },
+    },
+}
+
+
+def _json(schema: Schema, description: str = "OK") -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _problems(*codes: int) -> dict[str, Schema]:
+    reasons = {
+        400: "not a JSON object",
+        401: "missing or wrong bearer token",
+        404: "no such service, target or key",
+        422: "a field is missing or has a bad value",
+        500: "a worker failed",
+        503: "no worker answered",
+    }
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    return {str(code): {"description": reasons[code], "content": problem} for code in codes}
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _body(schema: Schema) -> Schema:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _path_params(*names: str) -> list[Schema]:
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in names
+    ]
+
+
+PATHS: dict[str, dict[str, Schema]] = {
+    "/admin/status": {
+        "get": {
+            "tags": ["cluster"],
+            "summary": "Supervisor and workers (what `propylon status` shows)",
+            "responses": {"200": _json(_ref("Status")), **_problems(401)},
+        }
+    },
+    "/admin/reload": {
+        "post": {
+            "tags": ["cluster"],
+            "summary": "Validate the config file, then replace the workers one at a time",
+            "responses": {
+                "200": _json({"type": "object"}, "every worker runs the new config"),
+                **_problems(401, 422, 500),
+            },
+        }
+    },
+    "/admin/stop": {
+        "post": {
+            "tags": ["cluster"],
+            "summary": "Stop gracefully (drain, then exit)",
+            "responses": {"202": _json({"type": "object"}, "stopping"), **_problems(401)},
+        }
+    },
+    "/admin/services": {
+        "get": {
+            "tags": ["services"],
+            "summary": "Every service as the workers see it, merged",
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "services": {"type": "array", "items": _ref("Service")},
+                            "workers": {"type": "integer"},
+                        },
+                    }
+                ),
+                **_problems(401, 503),
+            },
+        }
+    },
+    "/admin/services/{name}": {
+        "get": {
+            "tags": ["services"],
+            "summary": "One service",
+            "parameters": _path_params("name"),
+            "responses": {"200": _json(_ref("Service")), **_problems(401, 404, 503)},
+        }
+    },
+    "/admin/services/{name}/targets/{target}": {
+        "patch": {
+            "tags": ["services"],
+            "summary": "Change a target's weight or drain it (blue-green, canary)",
+            "parameters": _path_params("name", "target"),
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "minProperties": 1,
+                    "properties": {
+                        "weight": {"type": "integer", "minimum": 0, "maximum": 1000},
+                        "drain": {"type": "boolean"},
+                    },
+                }
+            ),
+            "responses": {"200": _json(_ref("Service")), **_problems(400, 401, 404, 422, 503)},
+        }
+    },
+    "/admin/services/{name}/breaker": {
+        "post": {
+            "tags": ["services"],
+            "summary": "Trip (open) or reset (close) a service's circuit breaker",
+            "parameters": _path_params("name"),
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["action"],
+                    "properties": {
+                        "action": {"enum": ["trip", "reset"]},
+                        "reason": {"type": "string"},
+                    },
+                }
+            ),
+            "responses": {"200": _json(_ref("Service")), **_problems(400, 401, 404, 422, 503)},
+        }
+    },
+    "/admin/cache/purge": {
+        "post": {
+            "tags": ["cache"],
+            "summary": "Drop cached responses by path pattern (`*` any characters) or route",
+            "description": "Every worker purges its memory store, or the shared Redis entries.",
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "minProperties": 1,
+                    "properties": {
+                        "pattern": {"type": "string", "examples": ["/api/tickets*"]},
+                        "route": {"type": "string"},
+                    },
+                }
+            ),
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "result": {"const": "purged"},
+                            "purged": {"type": "integer", "description": "entries removed"},
+                            "workers": {"type": "integer"},
+                        },
+                    }
+                ),
+                **_problems(400, 401, 422, 503),
+            },
+        }
+    },
+}
+
+SCHEMAS: dict[str, Schema] = {
+    "Problem": _PROBLEM,
+    "Status": _STATUS,
+    "Service": _SERVICE,
+    "Target": _TARGET,
+}
+
+
+def build_spec() -> Schema:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "propylon admin API",
+            "version": __version__,
+            "description": (
+                "Operate a running propylon gateway: workers, services, breakers and "
+                "state. Served on `admin.listen` (default 127.0.0.1:9901); every "
+                "endpoint but these docs needs `Authorization: Bearer <admin.token>` "
+                "when a token is set. Errors are `application/problem+json`."
+            ),
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "security": [{"bearer": []}],
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
