@@ -126,3 +126,20 @@ def test_memory_caches_of_two_nodes_are_invalidated_over_redis_pub_sub(
 
         # Until node two's subscription is up, the first writes go unheard.
         assert wait_until(write_on_a_evicts_on_b, timeout=10, interval=0.1)
+
+
+def test_a_stale_entry_in_redis_answers_while_the_upstream_is_down(
+    gateway, origin, redis_url, redis_prefix, bg
+) -> None:
+    config = redis_cache(origin, redis_url, redis_prefix, ttl="1s", stale_ttl="30s")
+    config["services"]["up"]["retries"] = {"attempts": 0}
+    gw = gateway(config)
+    with httpx.Client(base_url=gw.url, headers=HOST, timeout=10) as http:
+        body = http.get("/items/s").content
+        assert wait_until(lambda: http.get("/items/s").headers["x-cache"] == "HIT")
+        time.sleep(1.2)
+        bg.run(origin.stop())
+        stale = http.get("/items/s")
+    assert stale.status_code == 200
+    assert stale.headers["x-cache"] == "STALE"
+    assert stale.content == body
