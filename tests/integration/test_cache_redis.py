@@ -44,6 +44,9 @@ def test_a_hit_from_redis_is_byte_identical_and_shared(
         keys = client.keys(redis_prefix + "cache:e:*")
         assert len(keys) == 1
         assert 30_000 < client.pttl(keys[0]) <= 40_000  # ttl + stale_ttl, set with PX
+        # The index sets expire with their entries: nothing is left behind.
+        for index in (redis_prefix + "cache:paths", redis_prefix + "cache:p:/items/1"):
+            assert 30_000 < client.pttl(index) <= 40_000
     finally:
         client.close()
 

@@ -8,6 +8,9 @@ Layout, under ``<redis.key_prefix>cache:``:
   query and vary variant), expiring with the longest-lived of them;
 - ``paths``: the set of paths that have entries.
 
+Both index sets expire with the longest-lived entry they name, so nothing
+the cache writes outlives its entries.
+
 Invalidation and purges run one Lua script: it walks ``paths``, matches
 each against the patterns, and deletes the matching entries and index
 sets (pruning paths whose entries all expired). No ``KEYS`` or ``SCAN``
@@ -50,6 +53,9 @@ if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
 redis.call('SADD', KEYS[3], ARGV[4])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
 return 1
 """
 )
