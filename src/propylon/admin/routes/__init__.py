@@ -9,9 +9,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from propylon.admin.control import ClusterControl
-from propylon.admin.routes import cluster, docs, services
+from propylon.admin.routes import cluster, consumers, docs, services
 from propylon.admin.routes.keys import CONTROL
 
 __all__ = ["CONTROL", "ROUTE_TABLES", "ClusterControl"]
 
-ROUTE_TABLES: list[web.RouteTableDef] = [cluster.routes, services.routes, docs.routes]
+ROUTE_TABLES: list[web.RouteTableDef] = [
+    cluster.routes,
+    services.routes,
+    consumers.routes,
+    docs.routes,
+]
