@@ -97,7 +97,8 @@ def _problems(*codes: int) -> dict[str, Schema]:
     reasons = {
         400: "not a JSON object",
         401: "missing or wrong bearer token",
-        404: "no such service, target or key",
+        404: "no such service, target, consumer or key",
+        409: "not possible in this set-up (no Redis; a key of the config file)",
         422: "a field is missing or has a bad value",
         500: "a worker failed",
         503: "no worker answered",
@@ -243,7 +244,137 @@ PATHS: dict[str, dict[str, Schema]] = {
     },
 }
 
+_KEY_FIELDS: Schema = {
+    "tier": {"type": "string", "description": "one of auth.tiers"},
+    "roles": {"type": "array", "items": {"type": "string"}},
+}
+_NEW_KEY = _json(_ref("NewKey"), "the key, shown this once; only its hash is stored")
+_REVOKED = _json(
+    {
+        "type": "object",
+        "properties": {
+            "consumer": {"type": "string"},
+            "revoked": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "the ids of the keys deleted from Redis (nodes drop them when their cache expires)",
+)
+
+PATHS.update(
+    {
+        "/admin/consumers": {
+            "get": {
+                "tags": ["consumers"],
+                "summary": "Consumers of the config and of Redis, with their key ids",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "consumers": {"type": "array", "items": _ref("Consumer")}
+                            },
+                        }
+                    ),
+                    **_problems(401, 503),
+                },
+            },
+            "post": {
+                "tags": ["consumers"],
+                "summary": "Create a consumer by creating its first API key (needs redis:)",
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["id"],
+                        "properties": {"id": {"type": "string"}, **_KEY_FIELDS},
+                    }
+                ),
+                "responses": {"201": _NEW_KEY, **_problems(400, 401, 409, 422, 503)},
+            },
+        },
+        "/admin/consumers/{id}": {
+            "get": {
+                "tags": ["consumers"],
+                "summary": "One consumer",
+                "parameters": _path_params("id"),
+                "responses": {"200": _json(_ref("Consumer")), **_problems(401, 404, 503)},
+            },
+            "delete": {
+                "tags": ["consumers"],
+                "summary": "Revoke every Redis key of a consumer (config keys stay)",
+                "parameters": _path_params("id"),
+                "responses": {"200": _REVOKED, **_problems(401, 404, 409, 503)},
+            },
+        },
+        "/admin/consumers/{id}/keys": {
+            "get": {
+                "tags": ["consumers"],
+                "summary": "A consumer's keys (ids, never the keys)",
+                "parameters": _path_params("id"),
+                "responses": {"200": _json({"type": "object"}), **_problems(401, 404, 503)},
+            },
+            "post": {
+                "tags": ["consumers"],
+                "summary": "Create an API key for a consumer (needs redis:)",
+                "parameters": _path_params("id"),
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": _KEY_FIELDS,
+                            }
+                        }
+                    },
+                },
+                "responses": {"201": _NEW_KEY, **_problems(400, 401, 409, 422, 503)},
+            },
+        },
+        "/admin/consumers/{id}/keys/{key}": {
+            "delete": {
+                "tags": ["consumers"],
+                "summary": "Revoke one key by its id (the first 12 hex digits of its SHA-256)",
+                "parameters": _path_params("id", "key"),
+                "responses": {"200": _REVOKED, **_problems(401, 404, 409, 503)},
+            }
+        },
+    }
+)
+
+_STORED_KEY: Schema = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "first 12 hex digits of the key's SHA-256"},
+        "tier": {"type": ["string", "null"]},
+        "roles": {"type": "array", "items": {"type": "string"}},
+        "created": {"type": ["integer", "null"], "description": "Unix time"},
+        "source": {"enum": ["config", "redis"]},
+    },
+}
+
 SCHEMAS: dict[str, Schema] = {
+    "Consumer": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "tier": {"type": ["string", "null"]},
+            "roles": {"type": "array", "items": {"type": "string"}},
+            "in_config": {"type": "boolean"},
+            "keys": {"type": "array", "items": {"$ref": "#/components/schemas/StoredKey"}},
+        },
+    },
+    "StoredKey": _STORED_KEY,
+    "NewKey": {
+        "allOf": [
+            {"$ref": "#/components/schemas/StoredKey"},
+            {
+                "type": "object",
+                "properties": {"consumer": {"type": "string"}, "key": {"type": "string"}},
+            },
+        ]
+    },
     "Problem": _PROBLEM,
     "Status": _STATUS,
     "Service": _SERVICE,

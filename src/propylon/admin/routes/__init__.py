@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from propylon.admin.control import ClusterControl
-from propylon.admin.routes import cache, cluster, docs, services
+from propylon.admin.routes import cache, cluster, consumers, docs, services
 from propylon.admin.routes.keys import CONTROL
 
 __all__ = ["CONTROL", "ROUTE_TABLES", "ClusterControl"]
@@ -17,6 +17,7 @@ __all__ = ["CONTROL", "ROUTE_TABLES", "ClusterControl"]
 ROUTE_TABLES: list[web.RouteTableDef] = [
     cluster.routes,
     services.routes,
+    consumers.routes,
     docs.routes,
     cache.routes,
 ]
