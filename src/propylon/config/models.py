@@ -22,6 +22,7 @@ from propylon.config.auth import (
     check_identity,
 )
 from propylon.config.cluster import AdminConfig, Workers
+from propylon.config.ratelimit import RateLimitsConfig, RouteRateLimit, check_rate_limits
 from propylon.config.redis import RedisConfig
 from propylon.config.units import parse_duration, parse_size
 from propylon.config.upstream import FallbackConfig, ServiceConfig
@@ -200,6 +201,7 @@ class RouteConfig(Strict):
     roles: list[Role] = Field(default_factory=list)
     scopes: list[str] = Field(default_factory=list)
     forward_credentials: bool = True
+    rate_limit: RouteRateLimit = None  # a limit, a list, or false (no limits here)
 
     @field_validator("name")
     @classmethod
@@ -232,6 +234,7 @@ class GatewayConfig(Strict):
     security_headers: SecurityHeadersConfig | None = None
     auth: AuthConfig = AuthConfig()
     consumers: list[ConsumerConfig] = Field(default_factory=list)
+    rate_limits: RateLimitsConfig | None = None
 
     @field_validator("services")
     @classmethod
@@ -261,4 +264,9 @@ class GatewayConfig(Strict):
     @model_validator(mode="after")
     def _identity(self) -> GatewayConfig:
         check_identity(self)  # raises at the failing key, see config/auth.py
+        return self
+
+    @model_validator(mode="after")
+    def _rate_limits(self) -> GatewayConfig:
+        check_rate_limits(self)  # see config/ratelimit.py
         return self

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from propylon import __version__
 from propylon.plugins.base import Plugin, PluginChain
 from propylon.plugins.registry import build_chain
+from propylon.ratelimit.service import RateLimiter, limiter_for
 from propylon.server.http import Response
 from propylon.server.router import Router, RouteSpec
 from propylon.server.sync import EventHub, RedisEvents
@@ -94,6 +95,10 @@ class GatewayState:
                 RouteSpec(runtime, route.match.path, route.match.hosts, route.match.methods, order)
             )
         self.router: Router[RouteRuntime] = Router(specs)
+        # Decision counters for metrics: state.rate_limiter.snapshot() (ratelimit/service.py).
+        self.rate_limiter: RateLimiter | None = limiter_for(config)
+        if not self.rate_limiter.enabled:
+            self.rate_limiter = None
         # Local replies that match no route still get the global plugins'
         # response headers (CORS on a 404, security headers on a 400).
         self.default_chain = build_chain(config, None)

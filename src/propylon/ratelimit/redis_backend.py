@@ -1,0 +1,99 @@
+"""The Redis backend: one script call (EVALSHA) decides all limits of a request.
+
+Keys are ``{<key_prefix>rl}:<NAME>:<SUBJECT>``: one hash tag for all of
+them, so a multi-key call is valid on Redis Cluster (the limiter's keys then
+live on one shard, which holds far more decisions per second than a node
+of gateways sends). Commands go through the shared client
+(state/redis.py), which pipelines everything issued in one loop turn.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from propylon.ratelimit.redis_script import SOURCE
+from propylon.state.redis import RedisReplyError, RedisUnavailable, Script, shared_client
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from propylon.config.redis import RedisConfig
+    from propylon.ratelimit.gcra import Policy
+    from propylon.state.redis import RedisClient
+
+SCRIPT = Script(SOURCE)
+
+
+class RedisBackend:
+    errors = (RedisUnavailable, RedisReplyError)
+
+    def __init__(self, config: RedisConfig) -> None:
+        self.config = config
+        self.tag = "{" + config.key_prefix + "rl}:"
+        self.client: RedisClient | None = None
+
+    def start(self) -> RedisClient:
+        if self.client is None:
+            self.client = shared_client(self.config)
+        return self.client
+
+    @property
+    def available(self) -> bool:
+        client = self.client
+        return client is None or client.available  # before start(): try, and learn
+
+    async def decide(
+        self,
+        policies: Sequence[Policy],
+        keys: Sequence[str],
+        mode: int,
+        now: int | None = None,
+    ) -> tuple[bool, list[bool], list[int]]:
+        client = self.client or self.start()
+        tag = self.tag
+        args: list[str | int] = ["" if now is None else now, mode]
+        for policy in policies:
+            args.append(policy.interval)
+            args.append(policy.capacity)
+        reply = await client.run_script(SCRIPT, [tag + key for key in keys], args)
+        passed = [bool(flag) for flag in reply[2::2]]
+        aheads = [int(ahead) for ahead in reply[3::2]]
+        return bool(reply[1]), passed, aheads
+
+    # -- operations ----------------------------------------------------------------
+
+    async def ahead(self, key: str) -> tuple[int | None, int]:
+        """(TAT - Redis now in microseconds, or None at rest; Redis now)."""
+        client = self.client or self.start()
+        raw, (seconds, micros) = await _gather(
+            client.execute("GET", self.tag + key), client.execute("TIME")
+        )
+        now = int(seconds) * 1_000_000 + int(micros)
+        if raw is None:
+            return None, now
+        ahead = int(raw) - now
+        return (ahead if ahead > 0 else None), now
+
+    async def reset(self, key: str) -> int:
+        """Delete one key, or all keys matching ``NAME:*`` (SCAN, never KEYS)."""
+        client = self.client or self.start()
+        if not key.endswith("*"):
+            return int(await client.execute("DEL", self.tag + key))
+        pattern = _glob_escape(self.tag + key[:-1]) + "*"
+        deleted, cursor = 0, b"0"
+        while True:
+            cursor, found = await client.execute("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            if found:
+                deleted += int(await client.execute("DEL", *found))
+            if cursor in (b"0", 0, "0"):
+                return deleted
+
+
+async def _gather(*awaitables: object) -> list[object]:
+    import asyncio
+
+    return list(await asyncio.gather(*awaitables))  # type: ignore[call-overload]
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
