@@ -119,6 +119,9 @@ class RateLimitPlugin(Plugin):
     async def start(self) -> None:
         await self._limiter.start()
 
+    async def close(self) -> None:
+        await self._limiter.close()
+
     async def on_request(self, ctx: RequestContext) -> Response | None:
         identity = ctx.identity
         tier_rule: Rule | None = None

@@ -1,9 +1,10 @@
 """The Redis backend: one script call (EVALSHA) decides all limits of a request.
 
-Keys are ``{<key_prefix>rl}:<NAME>:<SUBJECT>``: one hash tag for all of
-them, so a multi-key call is valid on Redis Cluster (the limiter's keys then
-live on one shard, which holds far more decisions per second than a node
-of gateways sends). Commands go through the shared client
+Keys are ``<key_prefix>{rl}:<NAME>:<SUBJECT>``: they start with the
+configured prefix like every key propylon writes, and share one hash tag,
+so a multi-key call is valid on Redis Cluster (the limiter's keys then live
+on one shard, which serves far more decisions per second than a fleet of
+gateway nodes sends). Commands go through the shared client
 (state/redis.py), which pipelines everything issued in one loop turn.
 """
 
@@ -29,13 +30,18 @@ class RedisBackend:
 
     def __init__(self, config: RedisConfig) -> None:
         self.config = config
-        self.tag = "{" + config.key_prefix + "rl}:"
+        self.tag = config.key_prefix + "{rl}:"
         self.client: RedisClient | None = None
 
     def start(self) -> RedisClient:
         if self.client is None:
             self.client = shared_client(self.config)
         return self.client
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            await client.close()
 
     @property
     def available(self) -> bool:

@@ -128,6 +128,12 @@ class RateLimiter:
         if self.redis is not None:
             self.redis.start()
 
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self.redis is not None:
+            await self.redis.close()
+
     def spawn(self, work: Coroutine[object, object, None]) -> None:
         """Run backend work off the request path (keeping a reference to it)."""
         task = asyncio.get_running_loop().create_task(work)
