@@ -56,9 +56,7 @@ class Rule:
             return ctx.route_name
         identity = ctx.identity
         if part == "user":
-            if identity is None:
-                return None
-            return identity.user_id or identity.consumer_id
+            return identity.user_id if identity is not None else None
         if part == "consumer":
             return identity.consumer_id if identity is not None else None
         raw = ctx.request_header(self._headers[part])
