@@ -94,11 +94,28 @@ class Worker:
             return None
         if kind == "stats":
             return self.stats()
+        if kind == "ratelimit":
+            return await self.rate_limit_op(message)
         if kind == "stop":
             self.graceful_timeout = message.get("graceful_timeout")
             self.stop_requested.set()
             return {"stopping": True}
         return None  # unknown: the channel answers with an error
+
+    async def rate_limit_op(self, message: Message) -> Message:
+        """``{"type": "ratelimit", "op": "reset"|"usage", "key": ...}`` from the admin API."""
+        from propylon.ratelimit import ops
+
+        limiter = self.gateway.state.rate_limiter if self.gateway is not None else None
+        if limiter is None:
+            return {"error": "rate limiting is not configured"}
+        operation = ops.reset if message.get("op") == "reset" else ops.usage
+        try:
+            return await operation(limiter, str(message.get("key", "")))
+        except ops.UnknownLimit as exc:
+            return {"error": str(exc)}
+        except Exception as exc:  # Redis trouble: say so, never crash the worker
+            return {"error": f"the rate limit backend failed: {type(exc).__name__}"}
 
     def stats(self) -> dict[str, Any]:
         gateway = self.gateway

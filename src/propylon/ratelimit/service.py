@@ -75,6 +75,8 @@ class RateLimiter:
         if settings.failed_login is not False:
             rate = settings.failed_login.rate
             self.login_policy = self._register(Policy("failed_login", rate.limit, rate.window, rate.limit))
+        for route in config.routes:
+            self.route_rules(route)  # every limit is known from the start (ops, metrics)
         roles = set(settings.bypass_roles)
         # A role that includes a bypass role through the hierarchy bypasses too.
         from propylon.auth.rbac import RoleHierarchy

@@ -9,9 +9,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from propylon.admin.control import ClusterControl
-from propylon.admin.routes import cluster
+from propylon.admin.routes import cluster, rate_limits
 from propylon.admin.routes.keys import CONTROL
 
 __all__ = ["CONTROL", "ROUTE_TABLES", "ClusterControl"]
 
-ROUTE_TABLES: list[web.RouteTableDef] = [cluster.routes]
+ROUTE_TABLES: list[web.RouteTableDef] = [cluster.routes, rate_limits.routes]
