@@ -53,7 +53,9 @@ scenario = st.fixed_dictionaries(
 
 
 # Each example uses keys of its own, so sharing the backend between them is safe.
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(scenario)
 def test_redis_memory_and_the_model_agree(
     bg: BackgroundLoop, backend: RedisBackend, case: dict[str, Any]

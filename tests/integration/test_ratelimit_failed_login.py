@@ -61,7 +61,11 @@ def login_service(bg: BackgroundLoop) -> Iterator[LoginService]:
 
 
 def login_gateway(
-    gateway: Any, upstream: Any, login: LoginService, redis: dict[str, str] | None = None, **failed: Any
+    gateway: Any,
+    upstream: Any,
+    login: LoginService,
+    redis: dict[str, str] | None = None,
+    **failed: Any,
 ) -> Any:
     extra = {"redis": redis} if redis else {}
     return gateway(
@@ -138,9 +142,7 @@ def test_an_upstream_login_route_counts_its_401_and_403(gateway, upstream, login
         assert login_service.calls == calls  # never reached the login service
 
 
-def test_failures_per_username_lock_that_name_only(
-    gateway, upstream, login_service
-) -> None:
+def test_failures_per_username_lock_that_name_only(gateway, upstream, login_service) -> None:
     gw = login_gateway(
         gateway, upstream, login_service, by=["username"], username_header="X-Login-User"
     )

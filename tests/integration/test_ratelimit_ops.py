@@ -14,7 +14,6 @@ import yaml
 
 from tests.support.cluster import Cluster
 from tests.support.gateway import route, service
-from tests.support.problems import assert_problem
 
 
 def limits(**extra: Any) -> dict[str, Any]:
@@ -81,12 +80,14 @@ def test_memory_keys_are_reset_in_every_worker(tmp_path: Path, bg: Any) -> None:
             assert 429 in statuses
             code, body = gw.admin("GET", "/admin/rate-limits/global:127.0.0.1")
             assert code == 200, body
-            assert body["backend"] == "memory" and len(body["workers"]) == 2
+            assert body["backend"] == "memory"
+            assert len(body["workers"]) == 2
             used = 6 - sum(w["remaining"] for w in body["workers"])
             assert used == statuses.count(200)
             code, body = gw.admin("DELETE", "/admin/rate-limits/global:127.0.0.1")
             assert code == 200, body
-            assert body["workers"] == 2 and body["deleted"] >= 1
+            assert body["workers"] == 2
+            assert body["deleted"] >= 1
             code, body = gw.admin("GET", "/admin/rate-limits/global:127.0.0.1")
             assert {w["remaining"] for w in body["workers"]} == {3}
             assert httpx.get(gw.url + "/api").status_code == 200
@@ -94,7 +95,8 @@ def test_memory_keys_are_reset_in_every_worker(tmp_path: Path, bg: Any) -> None:
             assert result.returncode == 0, result.stderr
             assert "deleted" in result.stdout
             code, body = gw.admin("DELETE", "/admin/rate-limits/nosuch")
-            assert code == 404 and "no rate limit is named" in body["detail"]
+            assert code == 404
+            assert "no rate limit is named" in body["detail"]
     finally:
         bg.run(upstream.stop())
 

@@ -114,11 +114,14 @@ def _username(value: object) -> object:
     raise ValueError(f"{value!r} is not a header name")
 
 
+LoginKey = Literal["ip", "username"]
+
+
 class FailedLoginConfig(_Strict):
     """Counts authentication failures only; checked before auth runs."""
 
     rate: RateValue = Field(default_factory=lambda: parse_rate("5/15m"))
-    by: list[Literal["ip", "username"]] = Field(default_factory=lambda: ["ip"], min_length=1)
+    by: list[LoginKey] = Field(default_factory=lambda: list[LoginKey](["ip"]), min_length=1)
     username_header: Annotated[str | None, BeforeValidator(_username)] = None
     # Routes whose upstream answers logins: their 401/403 count as failures.
     # Routes with the gateway's own auth always count its 401s.

@@ -180,7 +180,8 @@ class FailedLoginPlugin(Plugin):
         self, limiter: RateLimiter, route: RouteConfig, upstream_login: bool, gateway_auth: bool
     ) -> None:
         settings = limiter.settings.failed_login
-        assert settings is not False and limiter.login_policy is not None
+        assert settings is not False
+        assert limiter.login_policy is not None
         self._limiter = limiter
         self._policy = limiter.login_policy
         self._route = route.name

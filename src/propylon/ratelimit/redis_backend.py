@@ -10,6 +10,7 @@ gateway nodes sends). Commands go through the shared client
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from propylon.ratelimit.redis_script import SOURCE
@@ -71,9 +72,10 @@ class RedisBackend:
     async def ahead(self, key: str) -> tuple[int | None, int]:
         """(TAT - Redis now in microseconds, or None at rest; Redis now)."""
         client = self.client or self.start()
-        raw, (seconds, micros) = await _gather(
+        raw, clock = await asyncio.gather(
             client.execute("GET", self.tag + key), client.execute("TIME")
         )
+        seconds, micros = clock
         now = int(seconds) * 1_000_000 + int(micros)
         if raw is None:
             return None, now
@@ -93,12 +95,6 @@ class RedisBackend:
                 deleted += int(await client.execute("DEL", *found))
             if cursor in (b"0", 0, "0"):
                 return deleted
-
-
-async def _gather(*awaitables: object) -> list[object]:
-    import asyncio
-
-    return list(await asyncio.gather(*awaitables))  # type: ignore[call-overload]
 
 
 def _glob_escape(text: str) -> str:

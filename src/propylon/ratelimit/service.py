@@ -74,7 +74,9 @@ class RateLimiter:
         self.login_policy: Policy | None = None
         if settings.failed_login is not False:
             rate = settings.failed_login.rate
-            self.login_policy = self._register(Policy("failed_login", rate.limit, rate.window, rate.limit))
+            self.login_policy = self._register(
+                Policy("failed_login", rate.limit, rate.window, rate.limit)
+            )
         for route in config.routes:
             self.route_rules(route)  # every limit is known from the start (ops, metrics)
         roles = set(settings.bypass_roles)
@@ -144,7 +146,9 @@ class RateLimiter:
 
     # -- decisions ---------------------------------------------------------------
 
-    def decide_memory(self, policies: Sequence[Policy], keys: Sequence[str], mode: int = ALL) -> Verdict:
+    def decide_memory(
+        self, policies: Sequence[Policy], keys: Sequence[str], mode: int = ALL
+    ) -> Verdict:
         everything, passed, aheads = self.memory.decide(policies, keys, mode)
         return verdict(policies, everything, passed, aheads, True)
 
@@ -167,7 +171,9 @@ class RateLimiter:
                 return verdict(policies, everything, passed, aheads, True)
         return self.fallback(policies, keys, mode)
 
-    def fallback(self, policies: Sequence[Policy], keys: Sequence[str], mode: int) -> Verdict | None:
+    def fallback(
+        self, policies: Sequence[Policy], keys: Sequence[str], mode: int
+    ) -> Verdict | None:
         self.fallbacks += 1
         if self.on_error == "allow":
             return None

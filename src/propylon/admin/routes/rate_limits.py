@@ -38,7 +38,12 @@ async def _ask(request: web.Request, op: str) -> web.Response:
         deleted = sum(int(r["deleted"]) for r in replies)
         first = replies[0]
         return web.json_response(
-            {"key": first["key"], "limit": first["limit"], "deleted": deleted, "workers": len(replies)}
+            {
+                "key": first["key"],
+                "limit": first["limit"],
+                "deleted": deleted,
+                "workers": len(replies),
+            }
         )
     if replies[0]["backend"] == "redis":
         return web.json_response(replies[0])
