@@ -18,6 +18,7 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,7 @@ from report import OTHER_WARN, other_cpu0, other_cpu1, print_table, summarize
 from wrk_output import Run, parse_wrk
 
 LOAD_CPU = "0"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 SUT_CPU = "1"
 REPO = Path(__file__).resolve().parent.parent
 
@@ -114,6 +116,25 @@ routes:
     service: upstream
 """
 
+# A limit so high that it never rejects: the cases measure the cost of the
+# decision (memory, or one Redis script call per request), not of 429s.
+PROPYLON_RATELIMIT = """\
+gateway:
+  listen: 127.0.0.1:{port}
+{redis}rate_limits:
+  backend: {backend}
+  global: 100000000/1m
+  failed_login: false
+services:
+  upstream:
+    targets:
+      - url: http://127.0.0.1:{upstream_port}
+routes:
+  - name: all
+    match: {{path: /}}
+    service: upstream
+"""
+
 
 @dataclass(frozen=True)
 class Env:
@@ -122,6 +143,7 @@ class Env:
     workdir: Path
     upstream_port: int
     propylon: Path
+    redis_url: str = ""
 
 
 def nginx_argv(prefix: Path, body: str) -> list[str]:
@@ -170,6 +192,22 @@ def propylon_with(name: str, template: str) -> Callable[[Env, int], list[str]]:
 propylon_case = propylon_with("propylon", PROPYLON_CONFIG)
 
 
+def propylon_ratelimit(backend: str) -> Callable[[Env, int], list[str]]:
+    name = f"propylon-ratelimit-{backend}"
+
+    def case(env: Env, port: int) -> list[str]:
+        redis = f"redis:\n  url: {env.redis_url}\n" if backend == "redis" else ""
+        config = env.workdir / name / "gateway.yaml"
+        config.parent.mkdir(parents=True)
+        text = PROPYLON_RATELIMIT.format(
+            port=port, upstream_port=env.upstream_port, redis=redis, backend=backend
+        )
+        config.write_text(text)
+        return [str(env.propylon), "run", "-c", str(config), "--listen", f"127.0.0.1:{port}"]
+
+    return case
+
+
 # Systems under test, in the order each round runs them. A new case (say
 # propylon-jwt) is a function that writes its config and returns its argv.
 CASES: dict[str, Callable[[Env, int], list[str]]] = {
@@ -177,6 +215,9 @@ CASES: dict[str, Callable[[Env, int], list[str]]] = {
     "propylon": propylon_case,
     # Two pooled targets (same upstream) behind smooth weighted round robin.
     "propylon-2targets": propylon_with("propylon-2targets", PROPYLON_TWO_TARGETS),
+    # A never-rejecting global per-IP limit, decided in memory or by Redis.
+    "propylon-ratelimit-memory": propylon_ratelimit("memory"),
+    "propylon-ratelimit-redis": propylon_ratelimit("redis"),
 }
 
 
@@ -305,6 +346,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="after the rounds, drive each case to N requests and print its RSS",
     )
     parser.add_argument("--propylon", type=Path, default=REPO / ".venv" / "bin" / "propylon")
+    parser.add_argument(
+        "--redis-url",
+        default=DEFAULT_REDIS,
+        help="Redis for propylon-ratelimit-redis; when nothing answers at the default, a "
+        "throwaway redis-server is started on CPU 0 (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     args.case = [c for c in CASES if c in (args.case or CASES)]
     return args
@@ -324,7 +371,10 @@ def bench(args: argparse.Namespace, procs: Processes, workdir: Path) -> None:
     info = machine()
     print(", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     runner = Bench(args, procs, workdir)
-    servers = runner.start(Env(workdir, free_port(), args.propylon))
+    redis_url = ""
+    if "propylon-ratelimit-redis" in args.case:
+        redis_url = redis_for(args, procs, workdir)
+    servers = runner.start(Env(workdir, free_port(), args.propylon, redis_url))
     rss_start = {s.name: rss_mb(s) for s in servers}
     runs = runner.rounds(servers)
     rows = summarize(runs, args.case)
@@ -350,6 +400,37 @@ def bench(args: argparse.Namespace, procs: Processes, workdir: Path) -> None:
             "rss_mb": rss,
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def redis_answers(url: str) -> bool:
+    """PING over a plain socket (stdlib only; no password or TLS support here)."""
+    match = re.match(r"^redis://([^:/]+):(\d+)", url)
+    if match is None:
+        raise BenchError(f"--redis-url {url!r}: expected redis://HOST:PORT[/DB]")
+    try:
+        with socket.create_connection((match.group(1), int(match.group(2))), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def redis_for(args: argparse.Namespace, procs: Processes, workdir: Path) -> str:
+    if redis_answers(args.redis_url):
+        return str(args.redis_url)
+    if args.redis_url != DEFAULT_REDIS or shutil.which("redis-server") is None:
+        raise BenchError(f"no Redis answers at {args.redis_url} (and no redis-server to start)")
+    port = free_port()
+    argv = ["taskset", "-c", LOAD_CPU, "redis-server", "--port", str(port)]
+    argv += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    procs.spawn(argv, workdir / "redis.log")
+    url = f"redis://127.0.0.1:{port}/15"
+    deadline = time.monotonic() + 10
+    while not redis_answers(url):
+        if time.monotonic() > deadline:
+            raise BenchError("the throwaway redis-server did not start")
+        time.sleep(0.05)
+    return url
 
 
 def main(argv: list[str] | None = None) -> int:
