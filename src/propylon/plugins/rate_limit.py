@@ -109,6 +109,8 @@ class RateLimitPlugin(Plugin):
     def __init__(self, limiter: RateLimiter, rules: list[Rule]) -> None:
         self._limiter = limiter
         self._rules = tuple(rules)
+        # Without an identity, rules keyed on the user or consumer never apply.
+        self._anonymous = tuple(rule for rule in rules if not rule.needs_identity)
         self._tiers = limiter.tier_rules
         self._bypass = limiter.bypass
         self._headers = limiter.settings.headers
@@ -125,14 +127,16 @@ class RateLimitPlugin(Plugin):
     async def on_request(self, ctx: RequestContext) -> Response | None:
         identity = ctx.identity
         tier_rule: Rule | None = None
+        rules = self._anonymous
         if identity is not None:
             if self._bypass and not self._bypass.isdisjoint(identity.roles):
                 return None
             if identity.tier is not None and identity.consumer_id is not None:
                 tier_rule = self._tiers.get(identity.tier)
+            rules = self._rules
         policies: list[Policy] = []
         keys: list[str] = []
-        for rule in self._rules:
+        for rule in rules:
             key = rule.key(ctx)
             if key is not None:
                 policies.append(rule.policy)

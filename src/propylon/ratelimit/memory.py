@@ -65,6 +65,21 @@ class MemoryBackend:
             self._sweep(now)
         return everything, passed, aheads
 
+    def take_one(self, policy: Policy, key: str) -> tuple[bool, int]:
+        """``decide([policy], [key], ALL)`` for the common single limit: (passed, ahead)."""
+        now = self._clock()
+        store = self.store
+        tat = store.get(key)
+        if tat is None or tat < now:
+            tat = now
+        new_tat = tat + policy.interval
+        if new_tat - now > policy.capacity:
+            return False, tat - now
+        store[key] = new_tat
+        if len(store) >= self._next_sweep:
+            self._sweep(now)
+        return True, new_tat - now
+
     def ahead(self, key: str) -> int | None:
         """TAT - now of a key (microseconds), None when it is at rest."""
         tat = self.store.get(key)

@@ -29,13 +29,14 @@ def policy_for(name: str, spec: LimitSpec) -> Policy:
 class Rule:
     """One limit with its key parts."""
 
-    __slots__ = ("_headers", "_ip_only", "_parts", "_prefix", "policy")
+    __slots__ = ("_headers", "_ip_only", "_parts", "_prefix", "needs_identity", "policy")
 
     def __init__(self, policy: Policy, parts: list[str]) -> None:
         self.policy = policy
         self._prefix = policy.name + ":"
         self._parts = tuple(parts)
         self._ip_only = self._parts == ("ip",)
+        self.needs_identity = "user" in parts or "consumer" in parts
         self._headers = {p: p[7:].encode() for p in parts if p.startswith("header:")}
 
     def key(self, ctx: RequestContext) -> str | None:

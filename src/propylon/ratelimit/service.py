@@ -149,6 +149,15 @@ class RateLimiter:
     def decide_memory(
         self, policies: Sequence[Policy], keys: Sequence[str], mode: int = ALL
     ) -> Verdict:
+        if mode == ALL and len(keys) == 1:
+            policy = policies[0]
+            ok, ahead = self.memory.take_one(policy, keys[0])
+            if ok:
+                policy.allowed += 1
+                remaining = (policy.capacity - ahead) // policy.interval
+                return Verdict(policy, True, remaining, -(-ahead // MICROS), 0)
+            policy.rejected += 1
+            return describe(policy, False, ahead)
         everything, passed, aheads = self.memory.decide(policies, keys, mode)
         return verdict(policies, everything, passed, aheads, True)
 
