@@ -66,8 +66,10 @@ def test_shorthands_for_limits_and_route_lists() -> None:
     assert limits.tiers["free"].by == ["consumer"]  # type: ignore[union-attr]
     assert limits.tiers["premium"].burst == 150  # type: ignore[union-attr]
     a, b, c = config.routes
-    assert a.rate_limit and a.rate_limit[0].rate.limit == 5
-    assert b.rate_limit and [spec.by for spec in b.rate_limit] == [["ip", "header:x-tenant"], ["user"]]
+    assert a.rate_limit
+    assert a.rate_limit[0].rate.limit == 5
+    assert b.rate_limit
+    assert [spec.by for spec in b.rate_limit] == [["ip", "header:x-tenant"], ["user"]]
     assert c.rate_limit is False
 
 
