@@ -40,6 +40,7 @@ class Policy:
     interval: int = 0  # T, microseconds
     capacity: int = 0  # burst * T, microseconds
     header_policy: bytes = b""  # this limit's item of RateLimit-Policy
+    script_args: tuple[bytes, bytes] = (b"", b"")  # interval and capacity for the Lua script
     allowed: int = 0
     rejected: int = 0
     local: Policy | None = field(default=None, repr=False)  # the per-node fallback
@@ -50,6 +51,7 @@ class Policy:
         window_us = round(self.window * MICROS)
         self.interval = max(1, -(-window_us // self.count))
         self.capacity = self.burst * self.interval
+        self.script_args = (b"%d" % self.interval, b"%d" % self.capacity)
         policy = b"%d;w=%d" % (self.count, max(1, round(self.window)))
         if self.burst != self.count:
             policy += b";burst=%d" % self.burst

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from propylon.state.redis import RedisClient
 
 SCRIPT = Script(SOURCE)
+_MODES = (b"0", b"1", b"2")
 
 
 class RedisBackend:
@@ -58,11 +59,11 @@ class RedisBackend:
     ) -> tuple[bool, list[bool], list[int]]:
         client = self.client or self.start()
         tag = self.tag
-        args: list[str | int] = ["" if now is None else now, mode]
+        # Bytes throughout: the client copies them as they are (no formatting).
+        args: list[bytes] = [b"" if now is None else b"%d" % now, _MODES[mode]]
         for policy in policies:
-            args.append(policy.interval)
-            args.append(policy.capacity)
-        reply = await client.run_script(SCRIPT, [tag + key for key in keys], args)
+            args += policy.script_args
+        reply = await client.run_script(SCRIPT, [(tag + key).encode() for key in keys], args)
         passed = [bool(flag) for flag in reply[2::2]]
         aheads = [int(ahead) for ahead in reply[3::2]]
         return bool(reply[1]), passed, aheads
