@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.support.gateway import route, service
+from tests.support.problems import assert_problem
 from tests.support.redis import new_prefix
 
 pytestmark = pytest.mark.redis
@@ -76,16 +77,19 @@ def test_a_redis_outage_falls_back_to_local_limits_without_waiting(
     samples = load.samples
     assert not [s for s in samples if s[2] >= 500], "no 5xx, ever"
     before = load.between(0, marks["killed"])
-    outage = load.between(marks["killed"] + 0.05, marks["restarting"])
+    # The first local decision marks the outage (the server takes a moment to die).
+    local_mark = str(LIMIT // NODES)
+    first_local = min(s[0] for s in samples if s[3] == local_mark)
+    assert first_local - marks["killed"] < 1.0
+    outage = load.between(first_local, marks["restarting"])
     assert before
     assert {s[3] for s in before} == {str(LIMIT)}
     assert {s[2] for s in before} == {200}
-    # In the outage each node enforces its share: 100 pass, then 429s.
-    local = [s for s in outage if s[3] == str(LIMIT // NODES)]
-    assert len(local) >= 0.9 * len(outage)
-    # (Requests in flight while the server was stopping were still Redis's.)
-    assert sum(1 for s in local if s[2] == 200) == LIMIT // NODES
-    assert sum(1 for s in local if s[2] == 429) > 0
+    # From then on until the restart every decision is local: each node
+    # enforces its share, LIMIT / NODES pass, then 429s.
+    assert {s[3] for s in outage} == {local_mark}
+    assert sum(1 for s in outage if s[2] == 200) == LIMIT // NODES
+    assert sum(1 for s in outage if s[2] == 429) > 0
     # Back on Redis (its limit in the headers again) within 2 s of the restart.
     resumed = [s for s in load.between(marks["restarted"], 1e18) if s[3] == str(LIMIT)]
     assert resumed, "Redis decisions never resumed"
@@ -109,4 +113,36 @@ def test_a_redis_outage_falls_back_to_local_limits_without_waiting(
         f"fallback decisions {snapshot['fallback']}"
     )
     assert took < 2.0
-    assert snapshot["fallback"] >= len(local)
+    assert snapshot["fallback"] >= len(outage)
+
+
+@pytest.mark.parametrize("mode", ["local", "allow", "deny"])
+def test_what_each_on_redis_error_mode_answers_without_redis(
+    gateway: Any, upstream: Any, mode: str
+) -> None:
+    from tests.support.redis import _free_port
+
+    gw = gateway(
+        {
+            "services": {"up": service(upstream.url)},
+            # Nothing listens here: Redis is down from the start.
+            "redis": {"url": f"redis://127.0.0.1:{_free_port()}/0"},
+            "rate_limits": {"global": "6/h", "expected_nodes": 3, "on_redis_error": mode},
+            "routes": [route("api", "/api")],
+        }
+    )
+    with httpx.Client() as client:
+        responses = [client.get(gw.url + "/api") for _ in range(3)]
+    statuses = [r.status_code for r in responses]
+    if mode == "local":
+        assert statuses == [200, 200, 429]  # 6 / 3 nodes = 2 here
+        assert responses[0].headers["ratelimit-limit"] == "2"
+    elif mode == "allow":
+        assert statuses == [200, 200, 200]
+        assert "ratelimit-limit" not in responses[0].headers
+    else:
+        for response in responses:
+            body = assert_problem(response, 503)
+            assert body["detail"] == "rate limits cannot be checked right now"
+            assert response.headers["retry-after"] == "1"
+    assert gw.state.rate_limiter.snapshot()["fallback"] == 3

@@ -14,7 +14,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from propylon.ratelimit.redis_script import SOURCE
-from propylon.state.redis import RedisReplyError, RedisUnavailable, Script, shared_client
+from propylon.state.redis import Script, shared_client
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,8 +28,6 @@ _MODES = (b"0", b"1", b"2")
 
 
 class RedisBackend:
-    errors = (RedisUnavailable, RedisReplyError)
-
     def __init__(self, config: RedisConfig) -> None:
         self.config = config
         self.tag = config.key_prefix + "{rl}:"

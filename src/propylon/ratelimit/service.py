@@ -54,6 +54,7 @@ class RateLimiter:
         self.memory = MemoryBackend(max_keys=settings.max_keys)
         self.local = MemoryBackend(max_keys=settings.max_keys)  # the outage fallback
         self.fallbacks = 0
+        self._next_warning = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self.redis: RedisBackend | None = None
         use_redis = settings.backend == "redis" or (
@@ -174,11 +175,25 @@ class RateLimiter:
         if redis.available:
             try:
                 everything, passed, aheads = await redis.decide(policies, keys, mode)
-            except redis.errors as exc:
-                log.debug("rate limit decision fell back: %s", type(exc).__name__)
+            except Exception as exc:  # Redis trouble (or a bad reply): never a 500
+                self._log_failure(exc)
             else:
                 return verdict(policies, everything, passed, aheads, True)
         return self.fallback(policies, keys, mode)
+
+    def _log_failure(self, exc: Exception) -> None:
+        # Unavailability is logged by the client (once per outage); anything
+        # else (an error reply, a reply of the wrong shape) once a minute.
+        from propylon.state.redis import RedisUnavailable
+
+        now = asyncio.get_running_loop().time()
+        if not isinstance(exc, RedisUnavailable) and now >= self._next_warning:
+            self._next_warning = now + 60.0
+            log.warning(
+                "a Redis rate limit decision failed, deciding locally: %s: %s",
+                type(exc).__name__,
+                exc,
+            )
 
     def fallback(
         self, policies: Sequence[Policy], keys: Sequence[str], mode: int
@@ -210,7 +225,7 @@ class RateLimiter:
             try:
                 await redis.decide(policies, keys, EACH)
                 return
-            except redis.errors:
+            except Exception:  # counted locally instead
                 pass
         if self.on_error == "local":
             self.local.decide([policy.local or policy] * len(keys), keys, EACH)
