@@ -104,3 +104,31 @@ def test_reset_of_a_key_and_of_a_whole_limit(bg: BackgroundLoop, backend: RedisB
     assert bg.run(backend.reset("p:*")) == 30
     assert bg.run(backend.ahead("q:1"))[0] is not None
     assert bg.run(backend.reset("p:nothing")) == 0
+
+
+def test_a_stopped_gateway_leaves_no_connection_to_redis(
+    gateway: Any, upstream: Any, redis_server: Any
+) -> None:
+    import httpx
+    import redis as redis_py
+
+    from tests.support.gateway import route, service, wait_until
+
+    gw = gateway(
+        {
+            "services": {"up": service(upstream.url)},
+            "redis": {"url": redis_server.url},
+            "consumers": [{"id": "c", "keys": ["sha256:" + "0" * 64]}],
+            "rate_limits": {"global": "10/m"},  # plus the failed-login limiter on /api
+            "routes": [route("api", "/api", auth="api_key"), route("open", "/open")],
+        }
+    )
+    assert httpx.get(gw.url + "/open").status_code == 200
+    assert httpx.get(gw.url + "/api").status_code == 401
+    probe = redis_py.Redis.from_url(redis_server.url)
+    try:
+        assert probe.info("clients")["connected_clients"] > 1
+        gw.stop()
+        assert wait_until(lambda: probe.info("clients")["connected_clients"] == 1)
+    finally:
+        probe.close()

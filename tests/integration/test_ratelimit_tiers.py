@@ -129,3 +129,18 @@ def test_decisions_are_counted_for_metrics(gateway, upstream) -> None:
     assert snapshot["backend"] == "memory"
     assert snapshot["decisions"]["global"] == {"allowed": 2, "rejected": 1}
     assert snapshot["fallback"] == 0
+
+
+def test_routes_naming_the_same_limit_share_its_buckets(gateway, upstream) -> None:
+    shared = {"rate": "3/h", "name": "backoffice"}
+    gw = gateway(
+        {
+            "services": {"up": service(upstream.url)},
+            "routes": [route("a", "/a", rate_limit=shared), route("b", "/b", rate_limit=shared)],
+        }
+    )
+    assert count_ok(gw.url + "/a", 2) == [200, 200]
+    response = httpx.get(gw.url + "/b")
+    assert response.headers["ratelimit-remaining"] == "0"
+    body = assert_problem(httpx.get(gw.url + "/b"), 429)
+    assert "rate limit backoffice " in body["detail"]

@@ -106,6 +106,19 @@ def test_shorthands_for_limits_and_route_lists() -> None:
             "unknown key part 'cookie'",
         ),
         ("rate_limits:\n  global: {rate: 5/s, burts: 3}\n", 5, "rate_limits.global.burts", ""),
+        (
+            "routes:\n  - {name: a, service: up, rate_limit: {rate: 5/s, name: global}}\n",
+            5,
+            "routes.0.rate_limit.name",
+            "built-in limit",
+        ),
+        (
+            "routes:\n  - {name: a, service: up, rate_limit: {rate: 5/s, name: shared}}\n"
+            "  - {name: b, service: up, rate_limit: {rate: 6/s, name: shared}}\n",
+            6,
+            "routes.1.rate_limit.name",
+            "defined differently on route 'a'",
+        ),
     ],
 )
 def test_mistakes_name_the_key_and_line(text: str, line: int, path: str, fragment: str) -> None:

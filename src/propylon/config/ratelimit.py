@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _FIELD_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 KEY_PARTS = ("ip", "user", "consumer", "route")
+_RESERVED = frozenset({"global", "user", "failed_login"})
 
 
 class _Strict(BaseModel):
@@ -186,6 +187,21 @@ def check_rate_limits(config: GatewayConfig) -> None:
     limits = config.rate_limits
     problems: list[tuple[tuple[str | int, ...], str]] = []
     route_names = {route.name for route in config.routes}
+    named: dict[str, tuple[LimitSpec, str]] = {}
+    for index, route in enumerate(config.routes):
+        for i, spec in enumerate(route.rate_limit or []):
+            if spec.name is None:
+                continue
+            where = ("routes", index, "rate_limit", i, "name")
+            if spec.name in _RESERVED or spec.name.startswith(("tier.", "route.")):
+                problems.append((where, f"{spec.name!r} is the name of a built-in limit"))
+                continue
+            earlier = named.setdefault(spec.name, (spec, route.name))
+            same = (earlier[0].rate, earlier[0].burst) == (spec.rate, spec.burst)
+            if not same:
+                problems.append(
+                    (where, f"limit {spec.name!r} is defined differently on route {earlier[1]!r}")
+                )
     if limits is not None:
         # The default tiers apply to those of auth.tiers that exist; tiers
         # written out must exist.

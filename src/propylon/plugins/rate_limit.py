@@ -208,6 +208,7 @@ class FailedLoginPlugin(Plugin):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        await self._limiter.close()
 
     def _keys(self, client_ip: str, username: str | None) -> list[str]:
         keys = []

@@ -14,7 +14,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from propylon.ratelimit.redis_script import SOURCE
-from propylon.state.redis import Script, shared_client
+from propylon.state.redis import RedisUnavailable, Script, shared_client
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -32,13 +32,17 @@ class RedisBackend:
         self.config = config
         self.tag = config.key_prefix + "{rl}:"
         self.client: RedisClient | None = None
+        self.closed = False
 
     def start(self) -> RedisClient:
+        if self.closed:  # stopping: requests still finishing decide locally
+            raise RedisUnavailable("the rate limiter is closed")
         if self.client is None:
             self.client = shared_client(self.config)
         return self.client
 
     async def close(self) -> None:
+        self.closed = True
         client, self.client = self.client, None
         if client is not None:
             await client.close()
@@ -46,7 +50,9 @@ class RedisBackend:
     @property
     def available(self) -> bool:
         client = self.client
-        return client is None or client.available  # before start(): try, and learn
+        if client is None:
+            return not self.closed  # before start(): try, and learn
+        return client.available
 
     async def decide(
         self,

@@ -55,6 +55,7 @@ class RateLimiter:
         self.local = MemoryBackend(max_keys=settings.max_keys)  # the outage fallback
         self.fallbacks = 0
         self._next_warning = 0.0
+        self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.redis: RedisBackend | None = None
         use_redis = settings.backend == "redis" or (
@@ -130,10 +131,15 @@ class RateLimiter:
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
-        if self.redis is not None:
+        """Every plugin of the config calls this; the first call connects."""
+        if self.redis is not None and not self._closed:
             self.redis.start()
 
     async def close(self) -> None:
+        """Every plugin calls this at stop; the first call releases the client."""
+        if self._closed:
+            return
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
         if self.redis is not None:
