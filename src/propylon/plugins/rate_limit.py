@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, ClassVar
 
-from propylon.auth.events import AuthFailure, auth_failures
 from propylon.config.ratelimit import RateLimitsConfig
 from propylon.plugins.base import Plugin, RequestContext
 from propylon.ratelimit.memory import ALL, PEEK
@@ -29,6 +28,8 @@ from propylon.server.http import Header, Response, problem
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from propylon.auth.events import AuthFailure
 
     from propylon.config.models import GatewayConfig, RouteConfig
     from propylon.ratelimit.gcra import Policy, Verdict
@@ -202,6 +203,9 @@ class FailedLoginPlugin(Plugin):
     async def start(self) -> None:
         await self._limiter.start()
         if self._gateway_auth and self._unsubscribe is None:
+            # Imported here: the auth package is loaded only by configs using auth.
+            from propylon.auth.events import auth_failures
+
             self._unsubscribe = auth_failures.subscribe(self._on_auth_failure)
 
     async def close(self) -> None:

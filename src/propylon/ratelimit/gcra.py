@@ -41,6 +41,7 @@ class Policy:
     capacity: int = 0  # burst * T, microseconds
     header_policy: bytes = b""  # this limit's item of RateLimit-Policy
     script_args: tuple[bytes, bytes] = (b"", b"")  # interval and capacity for the Lua script
+    take_args: list[bytes] = field(default_factory=list)  # the whole ARGV of a one-limit call
     allowed: int = 0
     rejected: int = 0
     local: Policy | None = field(default=None, repr=False)  # the per-node fallback
@@ -52,6 +53,7 @@ class Policy:
         self.interval = max(1, -(-window_us // self.count))
         self.capacity = self.burst * self.interval
         self.script_args = (b"%d" % self.interval, b"%d" % self.capacity)
+        self.take_args = [b"", b"1", *self.script_args]  # Redis' clock, mode ALL
         policy = b"%d;w=%d" % (self.count, max(1, round(self.window)))
         if self.burst != self.count:
             policy += b";burst=%d" % self.burst

@@ -28,9 +28,12 @@ _MODES = (b"0", b"1", b"2")
 
 
 class RedisBackend:
+    script = SCRIPT
+
     def __init__(self, config: RedisConfig) -> None:
         self.config = config
         self.tag = config.key_prefix + "{rl}:"
+        self.btag = self.tag.encode()
         self.client: RedisClient | None = None
         self.closed = False
 

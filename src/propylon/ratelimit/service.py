@@ -81,15 +81,7 @@ class RateLimiter:
             )
         for route in config.routes:
             self.route_rules(route)  # every limit is known from the start (ops, metrics)
-        roles = set(settings.bypass_roles)
-        # A role that includes a bypass role through the hierarchy bypasses too.
-        from propylon.auth.rbac import RoleHierarchy
-
-        hierarchy = RoleHierarchy(config.auth.roles)
-        names = {*config.auth.roles, *(r for c in config.consumers for r in c.roles)}
-        self.bypass = frozenset(
-            role for role in names | roles if not roles.isdisjoint(hierarchy.expand([role]))
-        )
+        self.bypass = _bypass_roles(config, settings.bypass_roles)
 
     def _register(self, policy: Policy) -> Policy:
         if policy.name in self.policies:
@@ -178,6 +170,8 @@ class RateLimiter:
         redis = self.redis
         if redis is None:
             return self.decide_memory(policies, keys, mode)
+        if mode == ALL and len(keys) == 1:
+            return await self._take_one_redis(redis, policies[0], keys[0])
         if redis.available:
             try:
                 everything, passed, aheads = await redis.decide(policies, keys, mode)
@@ -186,6 +180,27 @@ class RateLimiter:
             else:
                 return verdict(policies, everything, passed, aheads, True)
         return self.fallback(policies, keys, mode)
+
+    async def _take_one_redis(
+        self, redis: RedisBackend, policy: Policy, key: str
+    ) -> Verdict | None:
+        """The common case, one limit: the script call without the general plumbing."""
+        if redis.available:
+            try:
+                client = redis.client or redis.start()
+                keys = [redis.btag + key.encode()]
+                reply = await client.run_script(redis.script, keys, policy.take_args)
+                ahead = int(reply[3])
+            except Exception as exc:  # Redis trouble (or a bad reply): never a 500
+                self._log_failure(exc)
+            else:
+                if reply[1]:
+                    policy.allowed += 1
+                    remaining = (policy.capacity - ahead) // policy.interval
+                    return Verdict(policy, True, remaining, -(-ahead // MICROS), 0)
+                policy.rejected += 1
+                return describe(policy, False, ahead)
+        return self.fallback([policy], [key], ALL)
 
     def _log_failure(self, exc: Exception) -> None:
         # Unavailability is logged by the client (once per outage); anything
@@ -290,6 +305,20 @@ def verdict(
             worst = candidate
     assert worst is not None
     return worst
+
+
+def _bypass_roles(config: GatewayConfig, bypass: list[str]) -> frozenset[str]:
+    """The bypass roles, and every role that includes one through the hierarchy."""
+    roles = set(bypass)
+    if not roles or not config.auth.roles:
+        return frozenset(roles)
+    from propylon.auth.rbac import RoleHierarchy  # only configs with a hierarchy load auth
+
+    hierarchy = RoleHierarchy(config.auth.roles)
+    names = {*config.auth.roles, *(r for c in config.consumers for r in c.roles)}
+    return frozenset(
+        role for role in names | roles if not roles.isdisjoint(hierarchy.expand([role]))
+    )
 
 
 _limiters: list[tuple[GatewayConfig, RateLimiter]] = []
