@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from propylon.auth.events import AuthFailure
-
     from propylon.config.models import GatewayConfig, RouteConfig
     from propylon.ratelimit.gcra import Policy, Verdict
     from propylon.ratelimit.rules import Rule
