@@ -104,7 +104,7 @@ class MemoryBackend:
         for key in [k for k, tat in store.items() if tat <= now]:
             del store[key]
         excess = len(store) - self._max_keys
-        if excess > 0:  # still over the cap: forget the oldest-written keys
+        if excess > 0:  # still over the cap: forget the keys inserted first
             for key in list(store)[:excess]:
                 del store[key]
         self._next_sweep = max(1024, 2 * len(store))
