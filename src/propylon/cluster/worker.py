@@ -30,6 +30,7 @@ import uvloop
 
 from propylon.cluster.channel import Channel, Message
 from propylon.config.models import GatewayConfig
+from propylon.server import operations
 from propylon.server.gateway import Gateway
 from propylon.server.protocol import ClientConnection
 
@@ -96,6 +97,10 @@ class Worker:
             return self.stats()
         if kind == "ratelimit":
             return await self.rate_limit_op(message)
+        if self.gateway is not None:
+            reply = operations.answer(self.gateway.state, message)
+            if reply is not None:
+                return reply
         if kind == "stop":
             self.graceful_timeout = message.get("graceful_timeout")
             self.stop_requested.set()

@@ -24,6 +24,7 @@ from propylon.config.auth import (
 from propylon.config.cluster import AdminConfig, Workers
 from propylon.config.ratelimit import RateLimitsConfig, RouteRateLimit, check_rate_limits
 from propylon.config.redis import RedisConfig
+from propylon.config.tracing import TracingConfig
 from propylon.config.units import parse_duration, parse_size
 from propylon.config.upstream import FallbackConfig, ServiceConfig
 
@@ -235,6 +236,7 @@ class GatewayConfig(Strict):
     auth: AuthConfig = AuthConfig()
     consumers: list[ConsumerConfig] = Field(default_factory=list)
     rate_limits: RateLimitsConfig | None = None
+    tracing: TracingConfig = TracingConfig()
 
     @field_validator("services")
     @classmethod

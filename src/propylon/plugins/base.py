@@ -22,11 +22,15 @@ patterns) so that the hooks stay small.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from pydantic import BaseModel
 
 from propylon.server.http import Header, Response
+
+if TYPE_CHECKING:
+    from propylon.observability.tracecontext import TraceContext
+    from propylon.server.upstream.target import Target
 
 
 @dataclass(slots=True)
@@ -47,7 +51,11 @@ class RequestContext(Protocol):
 
     ``client_ip`` is the client's address after the trusted-proxy logic.
     ``identity`` is set by an authentication plugin. Header names are
-    lower-case bytes.
+    lower-case bytes. ``started`` is the loop time the request arrived;
+    ``traceparent`` is the client's (None when absent); ``trace_id`` the
+    trace the request went upstream with (empty when answered locally) and
+    ``trace`` its whole context when the caller sent one or spans are
+    exported (else None).
     """
 
     request_id: bytes
@@ -59,6 +67,15 @@ class RequestContext(Protocol):
     route_name: str
     status: int
     identity: Identity | None
+    started: float
+    traceparent: bytes | None
+    trace_id: bytes
+    trace: TraceContext | None
+
+    def loop_time(self) -> float: ...
+
+    def upstream_target(self) -> Target | None:
+        """The target of the last upstream attempt, if any."""
 
     def request_header(self, name: bytes) -> bytes | None: ...
 

@@ -42,4 +42,8 @@ def build_chain(config: GatewayConfig, route: RouteConfig | None) -> PluginChain
             plugins.append(plugin_class(settings))  # type: ignore[call-arg]
     plugins.extend(identity_plugins(config, route))
     plugins.extend(rate_limit_plugins(config, route))
+    if config.tracing.otlp_endpoint is not None:
+        from propylon.observability.otlp import tracing_plugin  # loads the SDK
+
+        plugins.append(tracing_plugin(config))
     return PluginChain(plugins)

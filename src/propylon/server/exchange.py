@@ -16,6 +16,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from propylon.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
+from propylon.observability.tracecontext import start_trace
 from propylon.server import builtin
 from propylon.server.exchange_base import (
     CONNECTING,
@@ -160,7 +161,22 @@ class Exchange(ExchangeBase):
             self.conn.write(_CONTINUE)
         path = rewrite_path(self.path, route.prefix, route.strip_prefix, route.rewrite)
         target_bytes = path.encode() + b"?" + self.query if self.query else path.encode()
-        tail = route.extra_lines + self._upstream_extra
+        incoming, sampler = self.traceparent, state.trace_sampler
+        if incoming is None and sampler is None and self._own_request_id:
+            # The common case, nearly free: a new trace that nothing records,
+            # whose id is the request id (unique, evenly spread; http.py) and
+            # whose span id is that id's counter half.
+            rid = self.trace_id = self.request_id
+            trace_line = b"".join((b"traceparent: 00-", rid, b"-", rid[16:], b"-00\r\n"))
+        else:
+            trace = self.trace = start_trace(incoming, sampler)
+            self.trace_id = trace.trace_id
+            if trace.parent_id is None and incoming is not None:
+                self.remove_request_header(b"tracestate")  # it belonged to a broken trace
+            if trace.server_span_id is not None:  # recorded: the upstream span starts now
+                trace.upstream_started = state.loop.time()
+            trace_line = trace.traceparent_line()
+        tail = route.extra_lines + self._upstream_extra + trace_line
         if self.req_chunked:
             tail += b"transfer-encoding: chunked\r\n"
         elif self.req_length is not None:

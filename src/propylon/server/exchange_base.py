@@ -17,6 +17,7 @@ from propylon.server.headers import client_head
 from propylon.server.http import Header, Response, new_request_id, problem, valid_request_id
 
 if TYPE_CHECKING:
+    from propylon.observability.tracecontext import TraceContext
     from propylon.plugins.base import Identity, PluginChain
     from propylon.server.protocol import ClientConnection
     from propylon.server.state import RouteRuntime
@@ -51,6 +52,7 @@ class ExchangeBase:
         "_last_failure",
         "_out",
         "_outcome_done",
+        "_own_request_id",
         "_pool",
         "_replay",
         "_replay_size",
@@ -86,6 +88,9 @@ class ExchangeBase:
         "started",
         "status",
         "target",
+        "trace",
+        "trace_id",
+        "traceparent",
         "upgrade",
     )
 
@@ -117,7 +122,7 @@ class ExchangeBase:
         self.expect_continue = False
         self.req_length: int | None = None
         self.req_chunked = False
-        request_id = host = None
+        request_id = host = traceparent = None
         for name, value in headers:
             if name == b"x-request-id":
                 request_id = value
@@ -129,11 +134,15 @@ class ExchangeBase:
                 self.req_chunked = True  # llhttp rejects any other final coding
             elif name == b"expect":
                 self.expect_continue = value.lower() == b"100-continue"
-        self.request_id = (
-            request_id
-            if request_id is not None and valid_request_id(request_id)
-            else new_request_id()
-        )
+            elif name == b"traceparent":
+                # Two of them: which trace is it? Neither (W3C 3.2: restart).
+                traceparent = value if traceparent is None else b"-"
+        if request_id is not None and valid_request_id(request_id):
+            self.request_id = request_id
+            self._own_request_id = False
+        else:
+            self.request_id = new_request_id()
+            self._own_request_id = True  # 32 hex digits: fit to be a trace id
         self.host = host or b""
         self.client_ip = conn.client_ip
         self.req_done = not self.req_chunked and not self.req_length
@@ -154,6 +163,11 @@ class ExchangeBase:
         self._forwarded = b""
         self._upstream_extra = b""
         self.identity: Identity | None = None
+        self.traceparent = traceparent
+        # Set when the request goes upstream: its trace id always, the whole
+        # context when the caller sent one or spans are exported.
+        self.trace_id = b""
+        self.trace: TraceContext | None = None
         self.phase = ROUTING
         # Upstream attempts: the target, the breaker ticket, retries, replay.
         self._target: Target | None = None
@@ -181,6 +195,12 @@ class ExchangeBase:
 
     def remove_request_header(self, name: bytes) -> None:
         self.headers = [header for header in self.headers if header[0] != name]
+
+    def loop_time(self) -> float:
+        return self.conn.state.loop.time()
+
+    def upstream_target(self) -> Target | None:
+        return self._target
 
     def add_upstream_header(self, name: bytes, value: bytes) -> None:
         if b"\r" in value or b"\n" in value:

@@ -26,6 +26,7 @@ _REPLACED_UPSTREAM = HOP_BY_HOP | {
     b"x-forwarded-host",
     b"x-forwarded-prefix",
     b"forwarded",
+    b"traceparent",  # the gateway's span is the upstream's parent
     # Identity is the gateway's word to the upstream, never the client's.
     b"x-consumer-id",
     b"x-user-id",

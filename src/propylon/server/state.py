@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from propylon import __version__
+from propylon.observability.tracecontext import TraceSampler
 from propylon.plugins.base import Plugin, PluginChain
 from propylon.plugins.registry import build_chain
 from propylon.ratelimit.service import RateLimiter, limiter_for
@@ -71,6 +72,10 @@ class GatewayState:
         self.name = settings.name
         self.version = __version__
         self.limits = settings.limits
+        tracing = config.tracing
+        self.trace_sampler = (
+            TraceSampler(tracing.sample_ratio) if tracing.otlp_endpoint is not None else None
+        )
         self.via = b"1.1 " + settings.name.encode()
         self.started_at = time.time()
         self.started_monotonic = loop.time()
