@@ -18,6 +18,7 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,7 @@ from report import OTHER_WARN, other_cpu0, other_cpu1, print_table, summarize
 from wrk_output import Run, parse_wrk
 
 LOAD_CPU = "0"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 SUT_CPU = "1"
 REPO = Path(__file__).resolve().parent.parent
 
@@ -114,6 +116,25 @@ routes:
     service: upstream
 """
 
+# A limit so high that it never rejects: the cases measure the cost of the
+# decision (memory, or one Redis script call per request), not of 429s.
+PROPYLON_RATELIMIT = """\
+gateway:
+  listen: 127.0.0.1:{port}
+{redis}rate_limits:
+  backend: {backend}
+  global: 100000000/1m
+  failed_login: false
+services:
+  upstream:
+    targets:
+      - url: http://127.0.0.1:{upstream_port}
+routes:
+  - name: all
+    match: {{path: /}}
+    service: upstream
+"""
+
 
 @dataclass(frozen=True)
 class Env:
@@ -122,7 +143,7 @@ class Env:
     workdir: Path
     upstream_port: int
     propylon: Path
-    redis_url: str = "redis://127.0.0.1:6379/15"
+    redis_url: str = ""
 
 
 def nginx_argv(prefix: Path, body: str) -> list[str]:
@@ -202,6 +223,22 @@ def propylon_cache(backend: str) -> Callable[[Env, int], list[str]]:
     return case
 
 
+def propylon_ratelimit(backend: str) -> Callable[[Env, int], list[str]]:
+    name = f"propylon-ratelimit-{backend}"
+
+    def case(env: Env, port: int) -> list[str]:
+        redis = f"redis:\n  url: {env.redis_url}\n" if backend == "redis" else ""
+        config = env.workdir / name / "gateway.yaml"
+        config.parent.mkdir(parents=True)
+        text = PROPYLON_RATELIMIT.format(
+            port=port, upstream_port=env.upstream_port, redis=redis, backend=backend
+        )
+        config.write_text(text)
+        return [str(env.propylon), "run", "-c", str(config), "--listen", f"127.0.0.1:{port}"]
+
+    return case
+
+
 # Systems under test, in the order each round runs them. A new case (say
 # propylon-jwt) is a function that writes its config and returns its argv.
 CASES: dict[str, Callable[[Env, int], list[str]]] = {
@@ -212,6 +249,9 @@ CASES: dict[str, Callable[[Env, int], list[str]]] = {
     # A route whose GETs are cached: memory LRU, or Redis at --redis-url.
     "propylon-cache-memory": propylon_cache("memory"),
     "propylon-cache-redis": propylon_cache("redis"),
+    # A never-rejecting global per-IP limit, decided in memory or by Redis.
+    "propylon-ratelimit-memory": propylon_ratelimit("memory"),
+    "propylon-ratelimit-redis": propylon_ratelimit("redis"),
 }
 
 
@@ -342,8 +382,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--propylon", type=Path, default=REPO / ".venv" / "bin" / "propylon")
     parser.add_argument(
         "--redis-url",
-        default="redis://127.0.0.1:6379/15",
-        help="Redis for the cases that need one (propylon-cache-redis)",
+        default=DEFAULT_REDIS,
+        help="Redis for the -redis cases (rate limits, cache); when nothing answers at the "
+        "default, a "
+        "throwaway redis-server is started on CPU 0 (default: %(default)s)",
     )
     args = parser.parse_args(argv)
     args.case = [c for c in CASES if c in (args.case or CASES)]
@@ -358,33 +400,16 @@ def preflight(args: argparse.Namespace) -> None:
         raise BenchError("needs CPUs 0 and 1: one for wrk and the upstream, one for the case")
     if any(c.startswith("propylon") for c in args.case) and not os.access(args.propylon, os.X_OK):
         raise BenchError(f"case 'propylon': {args.propylon} is not executable")
-    if "propylon-cache-redis" in args.case:
-        redis_ping(args.redis_url)
-
-
-def redis_ping(url: str) -> None:
-    """Fail early: without Redis the case would measure cache bypasses."""
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    address = (parts.hostname or "127.0.0.1", parts.port or 6379)
-    try:
-        with socket.create_connection(address, 2) as sock:
-            sock.sendall(b"PING\r\n")
-            if not sock.recv(64).startswith((b"+PONG", b"-NOAUTH")):
-                raise OSError("no PONG")
-    except OSError as exc:
-        raise BenchError(
-            f"case 'propylon-cache-redis' needs Redis at {url} (--redis-url): {exc}"
-        ) from None
 
 
 def bench(args: argparse.Namespace, procs: Processes, workdir: Path) -> None:
     info = machine()
     print(", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     runner = Bench(args, procs, workdir)
-    servers = runner.start(Env(workdir, free_port(), args.propylon, args.redis_url))
+    redis_url = ""
+    if any(case.endswith("-redis") for case in args.case):
+        redis_url = redis_for(args, procs, workdir)
+    servers = runner.start(Env(workdir, free_port(), args.propylon, redis_url))
     rss_start = {s.name: rss_mb(s) for s in servers}
     runs = runner.rounds(servers)
     rows = summarize(runs, args.case)
@@ -410,6 +435,37 @@ def bench(args: argparse.Namespace, procs: Processes, workdir: Path) -> None:
             "rss_mb": rss,
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def redis_answers(url: str) -> bool:
+    """PING over a plain socket (stdlib only; no password or TLS support here)."""
+    match = re.match(r"^redis://([^:/]+):(\d+)", url)
+    if match is None:
+        raise BenchError(f"--redis-url {url!r}: expected redis://HOST:PORT[/DB]")
+    try:
+        with socket.create_connection((match.group(1), int(match.group(2))), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def redis_for(args: argparse.Namespace, procs: Processes, workdir: Path) -> str:
+    if redis_answers(args.redis_url):
+        return str(args.redis_url)
+    if args.redis_url != DEFAULT_REDIS or shutil.which("redis-server") is None:
+        raise BenchError(f"no Redis answers at {args.redis_url} (and no redis-server to start)")
+    port = free_port()
+    argv = ["taskset", "-c", LOAD_CPU, "redis-server", "--port", str(port)]
+    argv += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    procs.spawn(argv, workdir / "redis.log")
+    url = f"redis://127.0.0.1:{port}/15"
+    deadline = time.monotonic() + 10
+    while not redis_answers(url):
+        if time.monotonic() > deadline:
+            raise BenchError("the throwaway redis-server did not start")
+        time.sleep(0.05)
+    return url
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,7 +97,7 @@ def _problems(*codes: int) -> dict[str, Schema]:
     reasons = {
         400: "not a JSON object",
         401: "missing or wrong bearer token",
-        404: "no such service, target, consumer or key",
+        404: "no such service, target, consumer, key or rate limit",
         409: "not possible in this set-up (no Redis; a key of the config file)",
         422: "a field is missing or has a bad value",
         500: "a worker failed",
@@ -342,6 +342,38 @@ PATHS.update(
         },
     }
 )
+
+_RATE_KEY_DOC = (
+    "A limit key `NAME:SUBJECT` (`global:203.0.113.7`, `tier.free:acme`); "
+    "`NAME` alone means every key of that limit (docs/rate-limits.md)"
+)
+PATHS["/admin/rate-limits/{key}"] = {
+    "get": {
+        "tags": ["rate limits"],
+        "summary": "A key's usage: remaining, reset, policy (per worker with the memory backend)",
+        "parameters": [{**_path_params("key")[0], "description": _RATE_KEY_DOC}],
+        "responses": {"200": _json({"type": "object"}), **_problems(400, 401, 404, 503)},
+    },
+    "delete": {
+        "tags": ["rate limits"],
+        "summary": "Reset a key or every key of a limit, in Redis and in every worker",
+        "parameters": [{**_path_params("key")[0], "description": _RATE_KEY_DOC}],
+        "responses": {
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "key": {"type": "string"},
+                        "limit": {"type": "string"},
+                        "deleted": {"type": "integer"},
+                        "workers": {"type": "integer"},
+                    },
+                }
+            ),
+            **_problems(401, 404, 503),
+        },
+    },
+}
 
 _STORED_KEY: Schema = {
     "type": "object",

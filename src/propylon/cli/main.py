@@ -11,6 +11,7 @@ from propylon.cli.demo import demo_command
 from propylon.cli.identity import keys_group, token_command
 from propylon.cli.loadtest import loadtest_command
 from propylon.cli.ops import logs_command, reload_command, status_command, stop_command
+from propylon.cli.ratelimit import ratelimit_group
 from propylon.cli.run import run_command
 
 
@@ -35,6 +36,7 @@ cli.add_command(reload_command)
 cli.add_command(stop_command)
 cli.add_command(logs_command)
 cli.add_command(cache_group)
+cli.add_command(ratelimit_group)
 cli.add_command(loadtest_command)
 
 

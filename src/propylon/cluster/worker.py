@@ -97,6 +97,8 @@ class Worker:
             return self.stats()
         if kind == "cache_purge":
             return await self.purge_cache(message)
+        if kind == "ratelimit":
+            return await self.rate_limit_op(message)
         if self.gateway is not None:
             reply = operations.answer(self.gateway.state, message)
             if reply is not None:
@@ -114,6 +116,21 @@ class Worker:
             return {"purged": 0}
         pattern, route = message.get("pattern"), message.get("route")
         return {"purged": await cache.purge(pattern, route, spread=False)}
+
+    async def rate_limit_op(self, message: Message) -> Message:
+        """``{"type": "ratelimit", "op": "reset"|"usage", "key": ...}`` from the admin API."""
+        from propylon.ratelimit import ops
+
+        limiter = self.gateway.state.rate_limiter if self.gateway is not None else None
+        if limiter is None:
+            return {"error": "rate limiting is not configured"}
+        operation = ops.reset if message.get("op") == "reset" else ops.usage
+        try:
+            return await operation(limiter, str(message.get("key", "")))
+        except ops.UnknownLimit as exc:
+            return {"error": str(exc)}
+        except Exception as exc:  # Redis trouble: say so, never crash the worker
+            return {"error": f"the rate limit backend failed: {type(exc).__name__}"}
 
     def stats(self) -> dict[str, Any]:
         gateway = self.gateway

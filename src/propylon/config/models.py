@@ -23,6 +23,7 @@ from propylon.config.auth import (
 )
 from propylon.config.cache import CacheSettings, RouteCache
 from propylon.config.cluster import AdminConfig, Workers
+from propylon.config.ratelimit import RateLimitsConfig, RouteRateLimit, check_rate_limits
 from propylon.config.redis import RedisConfig
 from propylon.config.tracing import TracingConfig
 from propylon.config.units import parse_duration, parse_size
@@ -203,6 +204,7 @@ class RouteConfig(Strict):
     scopes: list[str] = Field(default_factory=list)
     forward_credentials: bool = True
     cache: RouteCache | None = None  # see config/cache.py, docs/caching.md
+    rate_limit: RouteRateLimit = None  # a limit, a list, or false (no limits here)
 
     @field_validator("name")
     @classmethod
@@ -236,6 +238,7 @@ class GatewayConfig(Strict):
     auth: AuthConfig = AuthConfig()
     consumers: list[ConsumerConfig] = Field(default_factory=list)
     cache: CacheSettings | None = None
+    rate_limits: RateLimitsConfig | None = None
     tracing: TracingConfig = TracingConfig()
 
     @field_validator("services")
@@ -272,4 +275,9 @@ class GatewayConfig(Strict):
     @model_validator(mode="after")
     def _identity(self) -> GatewayConfig:
         check_identity(self)  # raises at the failing key, see config/auth.py
+        return self
+
+    @model_validator(mode="after")
+    def _rate_limits(self) -> GatewayConfig:
+        check_rate_limits(self)  # see config/ratelimit.py
         return self

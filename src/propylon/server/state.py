@@ -19,6 +19,7 @@ from propylon.cache.runtime import CacheRuntime, cache_runtime_for
 from propylon.observability.tracecontext import TraceSampler
 from propylon.plugins.base import Plugin, PluginChain
 from propylon.plugins.registry import build_chain
+from propylon.ratelimit.service import RateLimiter, limiter_for
 from propylon.server.http import Response
 from propylon.server.router import Router, RouteSpec
 from propylon.server.sync import EventHub, RedisEvents
@@ -108,6 +109,10 @@ class GatewayState:
             self.cache = cache_runtime_for(config)
             self.events.handlers[CACHE_EVENT] = self.cache.apply_event
             self.cache.publish = self.events.publish
+        # Decision counters for metrics: state.rate_limiter.snapshot() (ratelimit/service.py).
+        self.rate_limiter: RateLimiter | None = limiter_for(config)
+        if not self.rate_limiter.enabled:
+            self.rate_limiter = None
         # Local replies that match no route still get the global plugins'
         # response headers (CORS on a 404, security headers on a 400).
         self.default_chain = build_chain(config, None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from propylon.admin.control import ClusterControl
-from propylon.admin.routes import cache, cluster, consumers, docs, services
+from propylon.admin.routes import cache, cluster, consumers, docs, rate_limits, services
 from propylon.admin.routes.keys import CONTROL
 
 __all__ = ["CONTROL", "ROUTE_TABLES", "ClusterControl"]
@@ -18,6 +18,7 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     cluster.routes,
     services.routes,
     consumers.routes,
+    rate_limits.routes,
     docs.routes,
     cache.routes,
 ]
