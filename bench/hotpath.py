@@ -9,6 +9,7 @@ Steadier than wrk on a shared machine; under callgrind it is exact:
     .venv/bin/python bench/hotpath.py --bare     # metrics off (metrics.enabled: false)
     .venv/bin/python bench/hotpath.py --observed # metrics + JSON access log to a file
     .venv/bin/python bench/hotpath.py --profile  # cProfile of 30k requests
+    .venv/bin/python bench/hotpath.py --cache    # memory-cache hits (no upstream trip)
     N=2000 valgrind --tool=callgrind .venv/bin/python bench/hotpath.py   # instructions
 """
 
@@ -65,7 +66,7 @@ class NullTransport:
 
 
 def build(
-    plugins: bool, bare: bool = False, log_dir: str | None = None
+    plugins: bool, cache: bool = False, bare: bool = False, log_dir: str | None = None
 ) -> tuple[ClientConnection, UpstreamConnection]:
     config: dict[str, Any] = {
         "services": {"up": {"targets": [{"url": "http://127.0.0.1:9"}]}},
@@ -73,6 +74,8 @@ def build(
     }
     if plugins:
         config["security_headers"] = {}
+    if cache:
+        config["routes"][0]["cache"] = {"ttl": "1h"}
     if bare:
         config["metrics"] = {"enabled": False}
     if log_dir is not None:
@@ -93,15 +96,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plugins", action="store_true", help="enable security_headers")
     parser.add_argument("--profile", action="store_true", help="print a cProfile")
+    parser.add_argument("--cache", action="store_true", help="a cached route: hits only")
     parser.add_argument("--bare", action="store_true", help="metrics.enabled: false")
     parser.add_argument("--observed", action="store_true", help="access log to a temp dir")
     args = parser.parse_args()
     log_dir = tempfile.mkdtemp(prefix="propylon-hotpath-") if args.observed else None
-    client, upstream = build(args.plugins, args.bare, log_dir)
+    client, upstream = build(args.plugins, args.cache, args.bare, log_dir)
 
     def one() -> None:
         client.data_received(REQUEST)
         upstream.data_received(RESPONSE)
+
+    if args.cache:
+
+        async def miss() -> None:  # stores the entry; every later request is a hit
+            one()
+
+        client.state.loop.run_until_complete(miss())
+
+        def one() -> None:
+            client.data_received(REQUEST)
 
     count = int(os.environ.get("N", "100000"))
     for _ in range(min(count, 2000)):

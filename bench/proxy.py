@@ -18,6 +18,7 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,7 @@ from report import OTHER_WARN, other_cpu0, other_cpu1, print_table, summarize
 from wrk_output import Run, parse_wrk
 
 LOAD_CPU = "0"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 SUT_CPU = "1"
 REPO = Path(__file__).resolve().parent.parent
 
@@ -131,6 +133,24 @@ logging:
   directory: {workdir}/propylon-observed/logs
 """
 )
+# A limit so high that it never rejects: the cases measure the cost of the
+# decision (memory, or one Redis script call per request), not of 429s.
+PROPYLON_RATELIMIT = """\
+gateway:
+  listen: 127.0.0.1:{port}
+{redis}rate_limits:
+  backend: {backend}
+  global: 100000000/1m
+  failed_login: false
+services:
+  upstream:
+    targets:
+      - url: http://127.0.0.1:{upstream_port}
+routes:
+  - name: all
+    match: {{path: /}}
+    service: upstream
+"""
 
 
 @dataclass(frozen=True)
@@ -140,6 +160,7 @@ class Env:
     workdir: Path
     upstream_port: int
     propylon: Path
+    redis_url: str = ""
 
 
 def nginx_argv(prefix: Path, body: str) -> list[str]:
@@ -189,6 +210,53 @@ def propylon_with(name: str, template: str) -> Callable[[Env, int], list[str]]:
 
 propylon_case = propylon_with("propylon", PROPYLON_CONFIG)
 
+# The same route with its GETs cached: after the first request every one is
+# a HIT answered without an upstream trip (docs/caching.md). In Redis the
+# entry and its index expire 5 minutes after the run.
+PROPYLON_CACHE = """\
+gateway:
+  listen: 127.0.0.1:{port}
+{redis}cache:
+  backend: {backend}
+services:
+  upstream:
+    targets:
+      - url: http://127.0.0.1:{upstream_port}
+routes:
+  - name: all
+    match: {{path: /}}
+    service: upstream
+    cache: {{ttl: 5m}}
+"""
+
+
+def propylon_cache(backend: str) -> Callable[[Env, int], list[str]]:
+    def case(env: Env, port: int) -> list[str]:
+        redis = ""
+        if backend == "redis":
+            prefix = f"propylon-bench-{os.getpid()}:"
+            redis = f"redis:\n  url: {env.redis_url}\n  key_prefix: '{prefix}'\n"
+        template = PROPYLON_CACHE.replace("{redis}", redis).replace("{backend}", backend)
+        return propylon_with(f"propylon-cache-{backend}", template)(env, port)
+
+    return case
+
+
+def propylon_ratelimit(backend: str) -> Callable[[Env, int], list[str]]:
+    name = f"propylon-ratelimit-{backend}"
+
+    def case(env: Env, port: int) -> list[str]:
+        redis = f"redis:\n  url: {env.redis_url}\n" if backend == "redis" else ""
+        config = env.workdir / name / "gateway.yaml"
+        config.parent.mkdir(parents=True)
+        text = PROPYLON_RATELIMIT.format(
+            port=port, upstream_port=env.upstream_port, redis=redis, backend=backend
+        )
+        config.write_text(text)
+        return [str(env.propylon), "run", "-c", str(config), "--listen", f"127.0.0.1:{port}"]
+
+    return case
+
 
 # Systems under test, in the order each round runs them. A new case (say
 # propylon-jwt) is a function that writes its config and returns its argv.
@@ -199,6 +267,12 @@ CASES: dict[str, Callable[[Env, int], list[str]]] = {
     "propylon-2targets": propylon_with("propylon-2targets", PROPYLON_TWO_TARGETS),
     "propylon-bare": propylon_with("propylon-bare", PROPYLON_BARE),
     "propylon-observed": propylon_with("propylon-observed", PROPYLON_OBSERVED),
+    # A route whose GETs are cached: memory LRU, or Redis at --redis-url.
+    "propylon-cache-memory": propylon_cache("memory"),
+    "propylon-cache-redis": propylon_cache("redis"),
+    # A never-rejecting global per-IP limit, decided in memory or by Redis.
+    "propylon-ratelimit-memory": propylon_ratelimit("memory"),
+    "propylon-ratelimit-redis": propylon_ratelimit("redis"),
 }
 
 
@@ -327,6 +401,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="after the rounds, drive each case to N requests and print its RSS",
     )
     parser.add_argument("--propylon", type=Path, default=REPO / ".venv" / "bin" / "propylon")
+    parser.add_argument(
+        "--redis-url",
+        default=DEFAULT_REDIS,
+        help="Redis for the -redis cases (rate limits, cache); when nothing answers at the "
+        "default, a "
+        "throwaway redis-server is started on CPU 0 (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     args.case = [c for c in CASES if c in (args.case or CASES)]
     return args
@@ -346,7 +427,10 @@ def bench(args: argparse.Namespace, procs: Processes, workdir: Path) -> None:
     info = machine()
     print(", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     runner = Bench(args, procs, workdir)
-    servers = runner.start(Env(workdir, free_port(), args.propylon))
+    redis_url = ""
+    if any(case.endswith("-redis") for case in args.case):
+        redis_url = redis_for(args, procs, workdir)
+    servers = runner.start(Env(workdir, free_port(), args.propylon, redis_url))
     rss_start = {s.name: rss_mb(s) for s in servers}
     runs = runner.rounds(servers)
     rows = summarize(runs, args.case)
@@ -372,6 +456,37 @@ def bench(args: argparse.Namespace, procs: Processes, workdir: Path) -> None:
             "rss_mb": rss,
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def redis_answers(url: str) -> bool:
+    """PING over a plain socket (stdlib only; no password or TLS support here)."""
+    match = re.match(r"^redis://([^:/]+):(\d+)", url)
+    if match is None:
+        raise BenchError(f"--redis-url {url!r}: expected redis://HOST:PORT[/DB]")
+    try:
+        with socket.create_connection((match.group(1), int(match.group(2))), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def redis_for(args: argparse.Namespace, procs: Processes, workdir: Path) -> str:
+    if redis_answers(args.redis_url):
+        return str(args.redis_url)
+    if args.redis_url != DEFAULT_REDIS or shutil.which("redis-server") is None:
+        raise BenchError(f"no Redis answers at {args.redis_url} (and no redis-server to start)")
+    port = free_port()
+    argv = ["taskset", "-c", LOAD_CPU, "redis-server", "--port", str(port)]
+    argv += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    procs.spawn(argv, workdir / "redis.log")
+    url = f"redis://127.0.0.1:{port}/15"
+    deadline = time.monotonic() + 10
+    while not redis_answers(url):
+        if time.monotonic() > deadline:
+            raise BenchError("the throwaway redis-server did not start")
+        time.sleep(0.05)
+    return url
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,9 @@ from propylon.admin.problems import problem
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REALM = 'Bearer realm="propylon-admin"'
+# The API's own documentation (routes/docs.py): nothing secret, and a browser
+# cannot send a bearer token to load a page.
+PUBLIC_PREFIX = "/api-docs"
 
 
 def bearer_middleware(token: str | None) -> Middleware:
@@ -20,7 +23,7 @@ def bearer_middleware(token: str | None) -> Middleware:
 
     @web.middleware
     async def check(request: web.Request, handler: _Handler) -> web.StreamResponse:
-        if expected is None:
+        if expected is None or request.path.startswith(PUBLIC_PREFIX):
             return await handler(request)
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():

@@ -80,11 +80,21 @@ def read_admin_section(path: Path) -> AdminConfig:
         return AdminConfig()
 
 
-def call(target: AdminTarget, method: str, path: str, timeout: float = 10.0) -> AdminReply:
+def call(
+    target: AdminTarget,
+    method: str,
+    path: str,
+    timeout: float = 10.0,
+    body: dict[str, Any] | None = None,
+) -> AdminReply:
     headers = {"Accept": "application/json"}
     if target.token:
         headers["Authorization"] = f"Bearer {target.token}"
-    request = urllib.request.Request(target.url + path, method=method, headers=headers)
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(target.url + path, data, method=method, headers=headers)
     try:
         with _OPENER.open(request, timeout=timeout) as response:
             return AdminReply(response.status, _json(response.read()))

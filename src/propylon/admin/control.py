@@ -8,7 +8,10 @@ endpoints (breaker trip, target weights, cache purge) only need
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from propylon.config.models import GatewayConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,8 @@ class ReloadOutcome:
 
 
 class ClusterControl(Protocol):
+    config: GatewayConfig  # the config the gateway serves now (after the last reload)
+
     async def status(self) -> dict[str, Any]:
         """Supervisor and per-worker figures, freshly asked from the workers."""
         ...

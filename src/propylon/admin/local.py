@@ -15,7 +15,9 @@ from typing import Any
 
 from propylon import __version__
 from propylon.admin.control import ReloadOutcome
+from propylon.config.models import GatewayConfig
 from propylon.observability import snapshot
+from propylon.server import operations
 from propylon.server.gateway import Gateway
 
 
@@ -29,14 +31,11 @@ class LocalControl:
         config_hash: str | None = None,
     ) -> None:
         self.gateway = gateway
+        self.config: GatewayConfig = gateway.config
         self._on_stop = on_stop
         self.config_path = config_path
         self.config_hash = config_hash
         self.started_at = time.time()
-
-    @property
-    def config(self) -> Any:
-        return self.gateway.config
 
     async def status(self) -> dict[str, Any]:
         state = self.gateway.state
@@ -76,5 +75,9 @@ class LocalControl:
         self._on_stop(reason)
 
     async def broadcast(self, message: dict[str, Any], within: float = 2.0) -> list[dict[str, Any]]:
-        reply = await snapshot.answer(self.gateway.state, message)
+        """What a worker would answer (cluster/worker.py), from this process."""
+        state = self.gateway.state
+        reply = await snapshot.answer(state, message)
+        if reply is None:
+            reply = operations.answer(state, message)
         return [reply] if reply is not None else []

@@ -5,10 +5,13 @@ from __future__ import annotations
 import click
 
 from propylon import __version__
+from propylon.cli.cache import cache_group
 from propylon.cli.check import check_command, init_command
 from propylon.cli.demo import demo_command
 from propylon.cli.identity import keys_group, token_command
+from propylon.cli.loadtest import loadtest_command
 from propylon.cli.ops import logs_command, reload_command, status_command, stop_command
+from propylon.cli.ratelimit import ratelimit_group
 from propylon.cli.run import run_command
 
 
@@ -32,6 +35,9 @@ cli.add_command(status_command)
 cli.add_command(reload_command)
 cli.add_command(stop_command)
 cli.add_command(logs_command)
+cli.add_command(cache_group)
+cli.add_command(ratelimit_group)
+cli.add_command(loadtest_command)
 
 
 def main() -> None:

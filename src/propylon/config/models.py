@@ -21,9 +21,12 @@ from propylon.config.auth import (
     RouteAuthConfig,
     check_identity,
 )
+from propylon.config.cache import CacheSettings, RouteCache
 from propylon.config.cluster import AdminConfig, Workers
-from propylon.config.observability import LoggingConfig, MetricsConfig, TracingConfig
+from propylon.config.observability import LoggingConfig, MetricsConfig
+from propylon.config.ratelimit import RateLimitsConfig, RouteRateLimit, check_rate_limits
 from propylon.config.redis import RedisConfig
+from propylon.config.tracing import TracingConfig
 from propylon.config.units import parse_duration, parse_size
 from propylon.config.upstream import FallbackConfig, ServiceConfig
 
@@ -201,6 +204,8 @@ class RouteConfig(Strict):
     roles: list[Role] = Field(default_factory=list)
     scopes: list[str] = Field(default_factory=list)
     forward_credentials: bool = True
+    cache: RouteCache | None = None  # see config/cache.py, docs/caching.md
+    rate_limit: RouteRateLimit = None  # a limit, a list, or false (no limits here)
 
     @field_validator("name")
     @classmethod
@@ -235,6 +240,8 @@ class GatewayConfig(Strict):
     consumers: list[ConsumerConfig] = Field(default_factory=list)
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
+    cache: CacheSettings | None = None
+    rate_limits: RateLimitsConfig | None = None
     tracing: TracingConfig = TracingConfig()
 
     @field_validator("services")
@@ -263,6 +270,17 @@ class GatewayConfig(Strict):
         return self
 
     @model_validator(mode="after")
+    def _cache_backend(self) -> GatewayConfig:
+        if self.cache is not None and self.cache.backend == "redis" and self.redis is None:
+            raise ValueError("cache.backend redis needs a redis: section")
+        return self
+
+    @model_validator(mode="after")
     def _identity(self) -> GatewayConfig:
         check_identity(self)  # raises at the failing key, see config/auth.py
+        return self
+
+    @model_validator(mode="after")
+    def _rate_limits(self) -> GatewayConfig:
+        check_rate_limits(self)  # see config/ratelimit.py
         return self

@@ -1,4 +1,4 @@
-"""The ``metrics:``, ``logging:`` and ``tracing:`` sections (docs/observability.md)."""
+"""The ``metrics:`` and ``logging:`` sections (docs/observability.md)."""
 
 from __future__ import annotations
 
@@ -72,12 +72,3 @@ class LoggingConfig(_Section):
     @classmethod
     def _lower(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(name.lower() for name in value)
-
-
-class TracingConfig(_Section):
-    """W3C trace context is always propagated; spans are exported only with an endpoint."""
-
-    otlp_endpoint: str | None = None  # e.g. http://127.0.0.1:4318/v1/traces
-    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
-    service_name: str = "propylon"
-    headers: dict[str, str] = Field(default_factory=dict)  # sent to the collector

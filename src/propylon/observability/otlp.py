@@ -1,134 +1,169 @@
-"""Export one server span and one upstream span per sampled request over
-OTLP/HTTP, through the OpenTelemetry SDK (``pip install propylon[tracing]``).
+"""OTLP/HTTP export of request spans through the OpenTelemetry SDK.
 
-Spans are created when the exchange has ended, with the ids the upstream
-was already sent (tracing.py), so they carry the real start and end times
-and nothing is held open while the request runs. The SDK's batch
-processor sends them from its own thread.
+Loaded only when ``tracing.otlp_endpoint`` is set, so a gateway without it
+imports nothing of the SDK and pays nothing per request.
+
+Per sampled request the gateway records, after the last byte was sent
+(the log phase), a SERVER span for the whole exchange and, when it went
+upstream, a CLIENT span for the upstream call. Their ids are the ones the
+data plane already announced in the ``traceparent`` it sent upstream
+(tracecontext.py), handed to the SDK through a preset id generator, so the
+upstream's own spans hang under the gateway's CLIENT span. Spans are queued
+to the SDK's BatchSpanProcessor, whose thread does the HTTP export: the
+event loop never waits on the collector, and a full queue drops spans.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, ClassVar
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import (
-    NonRecordingSpan,
-    SpanContext,
-    SpanKind,
-    Status,
-    StatusCode,
-    TraceFlags,
-)
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
 
-from propylon import __version__
+from propylon.config.tracing import TracingConfig
+from propylon.observability.tracecontext import TraceSampler, start_trace
+from propylon.plugins.base import Plugin, RequestContext
 
 if TYPE_CHECKING:
-    from propylon.config.observability import TracingConfig
-    from propylon.server.exchange_base import ExchangeBase
+    from propylon.config.models import GatewayConfig
 
-_TRACE_ID_LIMIT = (1 << 64) - 1
+__all__ = ["TracingPlugin", "tracing_plugin"]
+
+_KEEP = 4
 
 
-class _ChosenIds(IdGenerator):
-    """Hands the SDK the ids the gateway already put on the wire."""
+class _PresetIds(IdGenerator):
+    """Hands the SDK the ids the data plane chose (single-threaded: the loop)."""
 
     def __init__(self) -> None:
-        self.trace_id: int | None = None
-        self.span_id: int | None = None
-        self._random = RandomIdGenerator()
-
-    def generate_span_id(self) -> int:
-        chosen, self.span_id = self.span_id, None
-        return chosen if chosen is not None else self._random.generate_span_id()
+        self.trace_id = 0
+        self.span_id = 0
 
     def generate_trace_id(self) -> int:
-        chosen, self.trace_id = self.trace_id, None
-        return chosen if chosen is not None else self._random.generate_trace_id()
+        return self.trace_id
+
+    def generate_span_id(self) -> int:
+        return self.span_id
 
 
-class OtlpTracer:
-    def __init__(self, config: TracingConfig) -> None:
+class TracingPlugin(Plugin):
+    name: ClassVar[str] = "tracing"
+    priority: ClassVar[int] = -10_000  # its log phase only; order does not matter
+    config_model = TracingConfig
+
+    def __init__(self, config: TracingConfig, service_name: str) -> None:
         assert config.otlp_endpoint is not None
-        self.ids = _ChosenIds()
-        self.bound = round(config.sample_ratio * (_TRACE_ID_LIMIT + 1))
-        self.provider = TracerProvider(
-            resource=Resource.create(
-                {"service.name": config.service_name, "service.version": __version__}
-            ),
-            sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
-            id_generator=self.ids,
+        self.sampler = TraceSampler(config.sample_ratio)
+        self._ids = _PresetIds()
+        self._provider = TracerProvider(
+            resource=Resource.create({"service.name": config.service_name or service_name}),
+            id_generator=self._ids,
+            sampler=ALWAYS_ON,  # the gateway decided already (tracecontext.py)
         )
-        exporter = OTLPSpanExporter(endpoint=config.otlp_endpoint, headers=dict(config.headers))
-        self.provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
-        self.tracer = self.provider.get_tracer("propylon", __version__)
+        exporter = OTLPSpanExporter(
+            endpoint=config.otlp_endpoint,
+            headers=dict(config.headers),
+            timeout=config.timeout,
+        )
+        self._provider.add_span_processor(
+            BatchSpanProcessor(
+                exporter,
+                max_queue_size=config.max_queue,
+                schedule_delay_millis=500,
+            )
+        )
+        self._tracer = self._provider.get_tracer("propylon")
+        self._closed = False
 
-    def sample(self, trace_id: bytes) -> bool:
-        """TraceIdRatioBased's own rule, so the flag sent upstream matches the SDK's choice."""
-        return (int(trace_id, 16) & _TRACE_ID_LIMIT) < self.bound
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._provider.shutdown()  # exports what is queued
 
-    def finish(self, ex: ExchangeBase, now: float) -> None:
-        ctx = ex.trace
-        if ctx is None or not ctx.sampled:
+    def on_log(self, ctx: RequestContext) -> None:
+        context = ctx.trace
+        if context is None:  # answered by the gateway itself: a trace of its own
+            context = ctx.trace = start_trace(ctx.traceparent, self.sampler)
+        if not context.sampled or context.server_span_id is None or self._closed:
             return
-        to_wall = time.time_ns() - int(now * 1e9)  # monotonic seconds -> epoch ns
-        started = to_wall + int(ex.started * 1e9)
-        ended = to_wall + int(now * 1e9)
-        parent: Any = None
-        if ctx.parent_id is not None:
+        loop_now = ctx.loop_time()
+        now_ns = time.time_ns()
+
+        def wall(loop_time: float) -> int:
+            return now_ns - int((loop_now - loop_time) * 1e9)
+
+        trace_id = int(context.trace_id, 16)
+        parent = None
+        if context.parent_id is not None:
             remote = SpanContext(
-                int(ctx.trace_id, 16),
-                int(ctx.parent_id, 16),
+                trace_id,
+                int(context.parent_id, 16),
                 is_remote=True,
-                trace_flags=TraceFlags(TraceFlags.SAMPLED),
+                trace_flags=trace.TraceFlags(1),
             )
             parent = trace.set_span_in_context(NonRecordingSpan(remote))
-        self.ids.trace_id = int(ctx.trace_id, 16)
-        self.ids.span_id = int(ctx.span_id, 16)
-        route = ex.route
-        server = self.tracer.start_span(
-            f"{ex.method} {ex.route_name or ex.path}",
+        ids = self._ids
+        ids.trace_id = trace_id
+        ids.span_id = int(context.server_span_id, 16)
+        status = ctx.status
+        route = ctx.route_name or "unmatched"
+        server = self._tracer.start_span(
+            f"{ctx.method} {route}",
             context=parent,
             kind=SpanKind.SERVER,
-            start_time=started,
+            start_time=wall(ctx.started),
             attributes={
-                "http.request.method": ex.method,
-                "url.path": ex.path,
-                "http.route": ex.route_name,
-                "http.response.status_code": ex.status,
-                "client.address": ex.client_ip,
-                "propylon.request_id": ex.request_id.decode("latin-1"),
+                "http.request.method": ctx.method,
+                "url.path": ctx.path,
+                "http.response.status_code": status,
+                "client.address": ctx.client_ip,
+                "propylon.route": route,
+                "propylon.request_id": ctx.request_id.decode("ascii", "replace"),
             },
         )
-        attempt = ex._attempt_started
-        target = ex._target
-        if attempt and route is not None and ctx.server_id is not None:
-            self.ids.span_id = int(ctx.upstream_id, 16)
-            upstream = self.tracer.start_span(
-                f"{ex.method} {route.service.name}",
+        if status >= 500:
+            server.set_status(Status(StatusCode.ERROR))
+        target = ctx.upstream_target()
+        if target is not None and context.upstream_started:  # it went upstream
+            ids.span_id = int(context.upstream_span_id, 16)
+            host, _, port = target.pool.address.rpartition(":")
+            client = self._tracer.start_span(
+                f"{ctx.method} {target.service}",
                 context=trace.set_span_in_context(server),
                 kind=SpanKind.CLIENT,
-                start_time=to_wall + int(attempt * 1e9),
+                start_time=wall(context.upstream_started),
                 attributes={
-                    "http.request.method": ex.method,
-                    "http.response.status_code": ex.status,
-                    "propylon.service": route.service.name,
-                    "server.address": target.id if target is not None else "",
+                    "http.request.method": ctx.method,
+                    "server.address": host,
+                    "server.port": int(port) if port.isdigit() else 0,
+                    "http.response.status_code": status,
+                    "propylon.service": target.service,
+                    "propylon.target": target.id,
                 },
             )
-            if ex.status >= 500:
-                upstream.set_status(Status(StatusCode.ERROR))
-            upstream.end(end_time=ended)
-        if ex.status >= 500:
-            server.set_status(Status(StatusCode.ERROR))
-        server.end(end_time=ended)
+            if status >= 500:
+                client.set_status(Status(StatusCode.ERROR))
+            client.end(end_time=now_ns)
+        server.end(end_time=now_ns)
 
-    def close(self) -> None:
-        self.provider.shutdown()  # exports what is pending (blocks: run off the loop)
+
+_plugins: list[tuple[GatewayConfig, TracingPlugin]] = []
+
+
+def tracing_plugin(config: GatewayConfig) -> TracingPlugin:
+    """The one exporting plugin of a config (shared by every route's chain)."""
+    for known, plugin in _plugins:
+        if known is config:
+            return plugin
+    assert config.tracing is not None
+    plugin = TracingPlugin(config.tracing, config.gateway.name)
+    _plugins.append((config, plugin))
+    del _plugins[:-_KEEP]
+    return plugin

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from propylon.config.models import GatewayConfig
-    from propylon.observability.tracing import Tracer
     from propylon.server.exchange_base import ExchangeBase
 
 # Pseudo route names for requests that matched no route. Route names must
@@ -94,7 +93,6 @@ class Recorder:
         if writer is not None and config.logging.access:
             self.access = writer.access
         self._clock = clock
-        self.tracer: Tracer | None = None  # spans exported at the end (otlp.py)
 
     def finish(self, ex: ExchangeBase) -> None:
         now = self._clock()
@@ -123,9 +121,6 @@ class Recorder:
             upstream.sum += took
         if status >= 400 and stats is not self.health:  # not every failed probe
             self._error(ex, duration)
-        tracer = self.tracer
-        if tracer is not None:
-            tracer.finish(ex, now)
         access = self.access
         if access is not None:
             access(now, ex)

@@ -9,9 +9,9 @@ it is asked for a snapshot, never on the request path. The shapes are:
 - ``cache``: ``{"routes": {route: {"hit": n, "miss": n, "stale": n, "bypass": n}},
   ...any other keys, shown as they are in /health/detailed}``
 
-The defaults read ``state.rate_limiter.snapshot()`` and ``state.cache.snapshot()``
-when those attributes exist and are not None; ``register`` replaces one, so a
-part whose snapshot has another shape adapts it in one line.
+The defaults adapt ``state.rate_limiter.snapshot()`` (ratelimit/service.py)
+and ``state.cache.snapshot()`` (cache/runtime.py) when those parts are
+configured; ``register`` replaces one.
 """
 
 from __future__ import annotations
@@ -25,21 +25,38 @@ if TYPE_CHECKING:
 Source = Callable[["GatewayState"], dict[str, Any] | None]
 
 
-def _attribute_snapshot(name: str) -> Source:
-    def read(state: GatewayState) -> dict[str, Any] | None:
-        part = getattr(state, name, None)
-        if part is None:
-            return None
-        snapshot: dict[str, Any] | None = part.snapshot()
-        return snapshot
+def _rate_limit(state: GatewayState) -> dict[str, Any] | None:
+    """``state.rate_limiter.snapshot()`` (ratelimit/service.py) in the shape above."""
+    limiter = getattr(state, "rate_limiter", None)
+    if limiter is None:
+        return None
+    raw = limiter.snapshot()
+    decisions = {
+        (str(name), str(result)): int(count)
+        for name, results in raw.get("decisions", {}).items()
+        for result, count in results.items()
+    }
+    return {"decisions": decisions, "redis_fallback": int(raw.get("fallback", 0))}
 
-    return read
+
+# Cache counters (cache/stats.py) that are lookup results, by their metric label.
+_CACHE_RESULTS = {"hits": "hit", "misses": "miss", "stale": "stale", "bypass": "bypass"}
 
 
-SOURCES: dict[str, Source] = {
-    "rate_limit": _attribute_snapshot("rate_limiter"),
-    "cache": _attribute_snapshot("cache"),
-}
+def _cache(state: GatewayState) -> dict[str, Any] | None:
+    """``state.cache.snapshot()`` (cache/runtime.py): lookups by result, the rest as is."""
+    cache = getattr(state, "cache", None)
+    if cache is None:
+        return None
+    raw: dict[str, Any] = cache.snapshot()
+    routes = {
+        route: {label: int(counts.get(name, 0)) for name, label in _CACHE_RESULTS.items()}
+        for route, counts in raw.get("routes", {}).items()
+    }
+    return {**raw, "routes": routes, "counters": raw.get("routes", {})}
+
+
+SOURCES: dict[str, Source] = {"rate_limit": _rate_limit, "cache": _cache}
 
 
 def register(name: str, source: Source) -> None:

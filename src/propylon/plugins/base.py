@@ -21,12 +21,17 @@ patterns) so that the hooks stay small.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from pydantic import BaseModel
 
 from propylon.server.http import Header, Response
+
+if TYPE_CHECKING:
+    from propylon.observability.tracecontext import TraceContext
+    from propylon.server.upstream.target import Target
 
 
 @dataclass(slots=True)
@@ -42,12 +47,30 @@ class Identity:
     claims: dict[str, object] = field(default_factory=dict)
 
 
+class BodyObserver(Protocol):
+    """Sees an upstream response body as it streams to the client (a cache
+    storing it). Called synchronously from the upstream read callback."""
+
+    def on_body(self, data: bytes) -> None: ...
+
+    def on_end(self) -> None:
+        """The whole body arrived (not called when the exchange fails)."""
+
+
 class RequestContext(Protocol):
     """What a plugin may read of a request (and its response, once known).
 
     ``client_ip`` is the client's address after the trusted-proxy logic.
     ``identity`` is set by an authentication plugin. Header names are
-    lower-case bytes.
+    lower-case bytes. ``started`` is the loop time the request arrived;
+    ``traceparent`` is the client's (None when absent); ``trace_id`` the
+    trace the request went upstream with (empty when answered locally) and
+    ``trace`` its whole context when the caller sent one or spans are
+    exported (else None). A plugin may set ``body_observer`` (one per
+    exchange) to see the upstream response body, and ``stale``: a callback
+    the gateway calls instead of answering 502/503/504 (upstream failed,
+    timed out, answered 5xx, breaker open, no target); a Response it
+    returns is sent in place of the error.
     """
 
     request_id: bytes
@@ -59,6 +82,18 @@ class RequestContext(Protocol):
     route_name: str
     status: int
     identity: Identity | None
+    host: bytes
+    body_observer: BodyObserver | None
+    stale: Callable[[], Response | None] | None
+    started: float
+    traceparent: bytes | None
+    trace_id: bytes
+    trace: TraceContext | None
+
+    def loop_time(self) -> float: ...
+
+    def upstream_target(self) -> Target | None:
+        """The target of the last upstream attempt, if any."""
 
     def request_header(self, name: bytes) -> bytes | None: ...
 

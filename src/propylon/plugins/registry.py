@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 
 from propylon.plugins.auth import identity_plugins
 from propylon.plugins.base import Plugin, PluginChain
+from propylon.plugins.cache import cache_plugins
 from propylon.plugins.cors import CorsPlugin
+from propylon.plugins.rate_limit import rate_limit_plugins
 from propylon.plugins.security_headers import SecurityHeadersPlugin
 
 if TYPE_CHECKING:
@@ -40,4 +42,10 @@ def build_chain(config: GatewayConfig, route: RouteConfig | None) -> PluginChain
         if settings is not None:
             plugins.append(plugin_class(settings))  # type: ignore[call-arg]
     plugins.extend(identity_plugins(config, route))
+    plugins.extend(cache_plugins(config, route))
+    plugins.extend(rate_limit_plugins(config, route))
+    if config.tracing.otlp_endpoint is not None:
+        from propylon.observability.otlp import tracing_plugin  # loads the SDK
+
+        plugins.append(tracing_plugin(config))
     return PluginChain(plugins)

@@ -17,8 +17,9 @@ from time import monotonic
 from typing import TYPE_CHECKING
 
 from propylon.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
-from propylon.observability import tracing
+from propylon.observability.tracecontext import start_trace
 from propylon.server import builtin
+from propylon.server.eager import run_eagerly
 from propylon.server.exchange_base import (
     CONNECTING,
     DONE,
@@ -46,6 +47,8 @@ __all__ = ["DONE", "Exchange"]
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+# Upstream answers that a plugin's stale response may replace (stale-if-error).
+_STALE_STATUSES = frozenset({500, 502, 503, 504})
 # What went wrong with an attempt, for retries, the breaker and passive health.
 CONNECT_ERROR, TIMEOUT, RESET, TOTAL_TIMEOUT = "connect_error", "timeout", "reset", "total"
 
@@ -113,7 +116,9 @@ class Exchange(ExchangeBase):
             self.upgrade = self.request_header(b"upgrade")
         if self._chain.request_phase:
             self.phase = PLUGINS
-            self.conn.state.loop.create_task(self._run_plugins())
+            # Most chains finish without waiting (a cache hit, a cached token):
+            # run them now, and only the ones that suspend become a task.
+            run_eagerly(self._run_plugins(), self.conn.state.loop)
         else:
             self._forward()
 
@@ -162,8 +167,22 @@ class Exchange(ExchangeBase):
             self.conn.write(_CONTINUE)
         path = rewrite_path(self.path, route.prefix, route.strip_prefix, route.rewrite)
         target_bytes = path.encode() + b"?" + self.query if self.query else path.encode()
-        self.trace = trace = tracing.begin(self.traceparent, state.tracer)
-        tail = route.extra_lines + self._upstream_extra + trace.line
+        incoming, sampler = self.traceparent, state.trace_sampler
+        if incoming is None and sampler is None and self._own_request_id:
+            # The common case, nearly free: a new trace that nothing records,
+            # whose id is the request id (unique, evenly spread; http.py) and
+            # whose span id is that id's counter half.
+            rid = self.trace_id = self.request_id
+            trace_line = b"".join((b"traceparent: 00-", rid, b"-", rid[16:], b"-00\r\n"))
+        else:
+            trace = self.trace = start_trace(incoming, sampler)
+            self.trace_id = trace.trace_id
+            if trace.parent_id is None and incoming is not None:
+                self.remove_request_header(b"tracestate")  # it belonged to a broken trace
+            if trace.server_span_id is not None:  # recorded: the upstream span starts now
+                trace.upstream_started = state.loop.time()
+            trace_line = trace.traceparent_line()
+        tail = route.extra_lines + self._upstream_extra + trace_line
         if self.req_chunked:
             tail += b"transfer-encoding: chunked\r\n"
         elif self.req_length is not None:
@@ -196,6 +215,8 @@ class Exchange(ExchangeBase):
         self._connect(pool, fresh=False)
 
     def _unavailable(self, detail: str, retry_after: int) -> None:
+        if self.stale is not None and self.serve_stale():
+            return
         route = self.route
         fallback = route.fallback if route is not None else None
         if fallback is not None:
@@ -385,6 +406,8 @@ class Exchange(ExchangeBase):
             self._retry_later(route.service, failure)
             return
         self._record_breaker(failure)
+        if self.stale is not None and self.serve_stale():
+            return
         if isinstance(error, UpstreamTimeout):
             self.reply(problem(504, str(error), self.request_id, kind="upstream-timeout"))
         elif isinstance(error, UpstreamConnectError):
@@ -413,6 +436,8 @@ class Exchange(ExchangeBase):
             self._retry_later(service, None)
             return
         self._record_breaker(None, status)
+        if status in _STALE_STATUSES and self.stale is not None and self.serve_stale():
+            return
         self.status = status
         self.phase = RESPONDING
         state = self.conn.state
@@ -443,6 +468,8 @@ class Exchange(ExchangeBase):
         self._out.append(client_head(status, reason, out))
 
     def on_response_body(self, data: bytes) -> None:
+        if self.body_observer is not None:
+            self.body_observer.on_body(data)
         size = len(data)
         self.bytes_out += size
         if self._chunked_out:
@@ -458,6 +485,8 @@ class Exchange(ExchangeBase):
             return
         if self._chunked_out:
             self._out.append(b"0\r\n\r\n")
+        if self.body_observer is not None:
+            self.body_observer.on_end()
         self.flush()
         upstream = self._upstream
         self._upstream = None

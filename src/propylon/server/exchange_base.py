@@ -18,8 +18,10 @@ from propylon.server.headers import client_head
 from propylon.server.http import Header, Response, new_request_id, problem, valid_request_id
 
 if TYPE_CHECKING:
-    from propylon.observability.tracing import TraceContext
-    from propylon.plugins.base import Identity, PluginChain
+    from collections.abc import Callable
+
+    from propylon.observability.tracecontext import TraceContext
+    from propylon.plugins.base import BodyObserver, Identity, PluginChain
     from propylon.server.protocol import ClientConnection
     from propylon.server.state import RouteRuntime
     from propylon.server.upstream.connection import UpstreamConnection
@@ -53,6 +55,7 @@ class ExchangeBase:
         "_last_failure",
         "_out",
         "_outcome_done",
+        "_own_request_id",
         "_pool",
         "_replay",
         "_replay_size",
@@ -65,6 +68,7 @@ class ExchangeBase:
         "_upstream",
         "_upstream_extra",
         "_upstream_paused",
+        "body_observer",
         "bytes_in",
         "bytes_out",
         "client_ip",
@@ -85,10 +89,12 @@ class ExchangeBase:
         "request_id",
         "route",
         "route_name",
+        "stale",
         "started",
         "status",
         "target",
         "trace",
+        "trace_id",
         "traceparent",
         "upgrade",
     )
@@ -136,14 +142,14 @@ class ExchangeBase:
             elif name == b"expect":
                 self.expect_continue = value.lower() == b"100-continue"
             elif name == b"traceparent":
-                traceparent = value
-        self.traceparent = traceparent  # the caller's W3C trace context, if any
-        self.trace: TraceContext | None = None  # set when forwarded (tracing.py)
-        self.request_id = (
-            request_id
-            if request_id is not None and valid_request_id(request_id)
-            else new_request_id()
-        )
+                # Two of them: which trace is it? Neither (W3C 3.2: restart).
+                traceparent = value if traceparent is None else b"-"
+        if request_id is not None and valid_request_id(request_id):
+            self.request_id = request_id
+            self._own_request_id = False
+        else:
+            self.request_id = new_request_id()
+            self._own_request_id = True  # 32 hex digits: fit to be a trace id
         self.host = host or b""
         self.client_ip = conn.client_ip
         self.req_done = not self.req_chunked and not self.req_length
@@ -164,6 +170,13 @@ class ExchangeBase:
         self._forwarded = b""
         self._upstream_extra = b""
         self.identity: Identity | None = None
+        self.body_observer: BodyObserver | None = None  # set by a plugin (a cache)
+        self.stale: Callable[[], Response | None] | None = None  # stale-if-error
+        self.traceparent = traceparent
+        # Set when the request goes upstream: its trace id always, the whole
+        # context when the caller sent one or spans are exported.
+        self.trace_id = b""
+        self.trace: TraceContext | None = None
         self.phase = ROUTING
         # Upstream attempts: the target, the breaker ticket, retries, replay.
         self._target: Target | None = None
@@ -191,6 +204,12 @@ class ExchangeBase:
 
     def remove_request_header(self, name: bytes) -> None:
         self.headers = [header for header in self.headers if header[0] != name]
+
+    def loop_time(self) -> float:
+        return self.conn.state.loop.time()
+
+    def upstream_target(self) -> Target | None:
+        return self._target
 
     def add_upstream_header(self, name: bytes, value: bytes) -> None:
         if b"\r" in value or b"\n" in value:
@@ -309,6 +328,19 @@ class ExchangeBase:
         self.bytes_out += len(body)
         self.conn.write(client_head(response.status, b"", headers) + body)
         self._finish()
+
+    def serve_stale(self) -> bool:
+        """Answer with a plugin's stale response instead of a 5xx, if it has one."""
+        stale = self.stale
+        if stale is None or self.status:
+            return False
+        self.stale = None
+        response = stale()
+        if response is None:
+            return False
+        self._drop_upstream()
+        self.reply(response)
+        return True
 
     def _drop_upstream(self) -> None:
         task = self._connect_task

@@ -65,6 +65,13 @@ class Gateway:
             )
         self._sweeper = loop.create_task(self._sweep())
         state.start_background()
+        if state.cache is not None and state.cache.settings.warm:
+            from propylon.cache.warm import warm
+
+            entries = state.cache.settings.warm
+            state.cache.warming = loop.create_task(
+                warm(loop, lambda: connection_class(state), entries)
+            )
 
     async def _sweep(self) -> None:
         state = self.state

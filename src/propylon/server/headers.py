@@ -21,12 +21,12 @@ _REPLACED_UPSTREAM = HOP_BY_HOP | {
     b"expect",
     b"via",
     b"x-request-id",
-    b"traceparent",  # the gateway's own span is the upstream's parent
     b"x-forwarded-for",
     b"x-forwarded-proto",
     b"x-forwarded-host",
     b"x-forwarded-prefix",
     b"forwarded",
+    b"traceparent",  # the gateway's span is the upstream's parent
     # Identity is the gateway's word to the upstream, never the client's.
     b"x-consumer-id",
     b"x-user-id",

@@ -53,8 +53,17 @@ _ID_PREFIX = os.urandom(8).hex().encode()
 _id_counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
 
 
+# The counter goes through a multiplicative (Weyl) mix: ids stay unique (odd
+# multiplier: a bijection mod 2**64) and their low half is spread evenly, so a
+# request id made here doubles as a W3C trace id that ratio samplers can read
+# (observability/tracecontext.py).
+_MIX = 0x9E3779B97F4A7C15
+_MASK64 = (1 << 64) - 1
+
+
 def new_request_id() -> bytes:
-    return b"%s%016x" % (_ID_PREFIX, next(_id_counter))
+    """32 lower-case hex digits: a random per-process half, a mixed counter."""
+    return b"%s%016x" % (_ID_PREFIX, (next(_id_counter) * _MIX) & _MASK64 or 1)
 
 
 def valid_request_id(value: bytes) -> bool:

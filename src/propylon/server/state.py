@@ -14,12 +14,15 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from propylon import __version__
+from propylon.cache.runtime import EVENT_KIND as CACHE_EVENT
+from propylon.cache.runtime import CacheRuntime, cache_runtime_for
 from propylon.observability import logs
 from propylon.observability.recorder import make_recorder
 from propylon.observability.redis_health import RedisHealth
-from propylon.observability.tracing import make_tracer
+from propylon.observability.tracecontext import TraceSampler
 from propylon.plugins.base import Plugin, PluginChain
 from propylon.plugins.registry import build_chain
+from propylon.ratelimit.service import RateLimiter, limiter_for
 from propylon.server.http import Response
 from propylon.server.router import Router, RouteSpec
 from propylon.server.sync import EventHub, RedisEvents
@@ -74,6 +77,10 @@ class GatewayState:
         self.name = settings.name
         self.version = __version__
         self.limits = settings.limits
+        tracing = config.tracing
+        self.trace_sampler = (
+            TraceSampler(tracing.sample_ratio) if tracing.otlp_endpoint is not None else None
+        )
         self.via = b"1.1 " + settings.name.encode()
         self.started_at = time.time()
         self.started_monotonic = loop.time()
@@ -82,8 +89,6 @@ class GatewayState:
         # Request metrics of this process (observability/recorder.py).
         self.recorder = make_recorder(config, time.monotonic)
         self.redis_health = RedisHealth(config.redis) if config.redis is not None else None
-        self.tracer = make_tracer(config.tracing)  # None unless spans are exported
-        self.recorder.tracer = self.tracer
         self.health_checkers: list[HealthChecker] = []
         self._plugin_start: asyncio.Task[None] | None = None
 
@@ -103,6 +108,17 @@ class GatewayState:
                 RouteSpec(runtime, route.match.path, route.match.hosts, route.match.methods, order)
             )
         self.router: Router[RouteRuntime] = Router(specs)
+        # The response cache of this config (None when no route caches):
+        # ``state.cache.snapshot()`` gives its counters (cache/runtime.py).
+        self.cache: CacheRuntime | None = None
+        if any(route.cache is not None for route in config.routes):
+            self.cache = cache_runtime_for(config)
+            self.events.handlers[CACHE_EVENT] = self.cache.apply_event
+            self.cache.publish = self.events.publish
+        # Decision counters for metrics: state.rate_limiter.snapshot() (ratelimit/service.py).
+        self.rate_limiter: RateLimiter | None = limiter_for(config)
+        if not self.rate_limiter.enabled:
+            self.rate_limiter = None
         # Local replies that match no route still get the global plugins'
         # response headers (CORS on a 404, security headers on a 400).
         self.default_chain = build_chain(config, None)
@@ -160,8 +176,6 @@ class GatewayState:
             self.redis_events = None
         if self.redis_health is not None:
             await self.redis_health.stop()
-        if self.tracer is not None:
-            await self.loop.run_in_executor(None, self.tracer.close)
         writer = logs.current()
         if writer is not None:
             writer.detach()

@@ -40,6 +40,8 @@ class EventHub:
         self.origin = f"{os.getpid()}-{os.urandom(4).hex()}"
         self.services = services
         self.sinks: list[Sink] = []
+        # Other kinds of events, by kind (e.g. "cache" invalidations, cache/runtime.py).
+        self.handlers: dict[str, Sink] = {}
         for service in services.values():
             service.breaker.add_observer(self._on_transition)
             service.add_observer(self._on_target_change)
@@ -67,6 +69,10 @@ class EventHub:
             }
         )
 
+    def publish(self, event: Event) -> None:
+        """Hand a local event of another kind (see ``handlers``) to the sinks."""
+        self._publish(event)
+
     def _publish(self, event: Event) -> None:
         event["origin"] = self.origin
         for sink in self.sinks:
@@ -78,6 +84,13 @@ class EventHub:
     def apply(self, event: Event) -> None:
         """Apply an event from another worker or node (never re-published)."""
         if event.get("origin") == self.origin:
+            return
+        handler = self.handlers.get(str(event.get("kind")))
+        if handler is not None:
+            try:
+                handler(event)
+            except Exception:
+                log.exception("applying a %s event failed", event.get("kind"))
             return
         service = self.services.get(str(event.get("service")))
         if service is None:

@@ -361,7 +361,10 @@ class RedisClient:
             pending = self.loop.create_future()
             self._connecting[slot] = pending
             try:
-                conn = await self._open()
+                # In a task of its own: the caller may be a plugin chain run
+                # eagerly (server/eager.py), outside any task, where the
+                # asyncio.timeout in _open() cannot work.
+                conn = await self.loop.create_task(self._open())
             except RedisUnavailable as exc:
                 self.failures += 1
                 self._mark_down(str(exc))

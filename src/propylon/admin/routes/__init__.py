@@ -9,9 +9,25 @@ from __future__ import annotations
 from aiohttp import web
 
 from propylon.admin.control import ClusterControl
-from propylon.admin.routes import cluster, observability
+from propylon.admin.routes import (
+    cache,
+    cluster,
+    consumers,
+    docs,
+    observability,
+    rate_limits,
+    services,
+)
 from propylon.admin.routes.keys import CONTROL
 
 __all__ = ["CONTROL", "ROUTE_TABLES", "ClusterControl"]
 
-ROUTE_TABLES: list[web.RouteTableDef] = [cluster.routes, observability.routes]
+ROUTE_TABLES: list[web.RouteTableDef] = [
+    cluster.routes,
+    services.routes,
+    consumers.routes,
+    rate_limits.routes,
+    docs.routes,
+    cache.routes,
+    observability.routes,
+]

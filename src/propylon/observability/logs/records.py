@@ -72,7 +72,6 @@ def access_entry(now: float, ex: ExchangeBase) -> tuple[Any, ...]:
     target = ex._target
     attempt = ex._attempt_started
     identity = ex.identity
-    trace = ex.trace
     extra = None
     if ACCESS_FIELDS:
         extra = {}
@@ -96,7 +95,7 @@ def access_entry(now: float, ex: ExchangeBase) -> tuple[Any, ...]:
         ex.client_ip,
         ex.headers,  # for the user agent; the list is not changed after the exchange
         identity.consumer_id if identity is not None else None,
-        trace.trace_id if trace is not None else None,
+        ex.trace_id or None,
         extra,
     )
 
