@@ -104,3 +104,24 @@ def test_counters_survive_a_rolling_reload(tmp_path, upstream) -> None:
     assert value(before, name, route="items", method="GET", code="200") == 20
     # The replaced workers' counts are kept: the counter never goes backwards.
     assert value(after, name, route="items", method="GET", code="200") == 25
+
+
+def test_rate_limit_and_cache_families_count_what_those_parts_decided(tmp_path, upstream) -> None:
+    config = {
+        "services": {"up": service(upstream.url)},
+        "routes": [route("cached", "/cached", cache={"ttl": "5m"}), route("items", "/items")],
+        "rate_limits": {"global": "6/1m", "failed_login": False},
+    }
+    with Cluster(config, tmp_path, workers=0) as gw:
+        statuses = _send(gw.port, "/cached/a", 3) + _send(gw.port, "/items/a", 5)
+        samples = scrape(gw.admin_url)
+    assert statuses.count(429) == 2
+    decisions = "propylon_rate_limit_decisions_total"
+    assert value(samples, decisions, limit="global", result="allowed") == 6
+    assert value(samples, decisions, limit="global", result="rejected") == 2
+    cache = "propylon_cache_requests_total"
+    assert value(samples, cache, route="cached", result="miss") == 1
+    assert value(samples, cache, route="cached", result="hit") == 2
+    assert (
+        value(samples, "propylon_http_requests_total", route="items", method="GET", code="429") == 2
+    )
