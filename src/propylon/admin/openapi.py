@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from propylon import __version__
+from propylon.admin.openapi_observability import OBSERVABILITY_PATHS
 
 Schema = dict[str, Any]
 
@@ -429,7 +430,7 @@ def build_spec() -> Schema:
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "security": [{"bearer": []}],
-        "paths": PATHS,
+        "paths": {**PATHS, **OBSERVABILITY_PATHS},
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
