@@ -12,9 +12,10 @@ from propylon.admin.problems import problem
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REALM = 'Bearer realm="propylon-admin"'
-# The API's own documentation (routes/docs.py): nothing secret, and a browser
-# cannot send a bearer token to load a page.
+# Pages a browser loads (routes/docs.py, routes/dashboard.py): they hold
+# nothing secret, and a browser cannot send a bearer token to load a page.
 PUBLIC_PREFIX = "/api-docs"
+PUBLIC_PATHS = frozenset({"/"})
 
 
 def bearer_middleware(token: str | None) -> Middleware:
@@ -23,7 +24,8 @@ def bearer_middleware(token: str | None) -> Middleware:
 
     @web.middleware
     async def check(request: web.Request, handler: _Handler) -> web.StreamResponse:
-        if expected is None or request.path.startswith(PUBLIC_PREFIX):
+        path = request.path
+        if expected is None or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIX):
             return await handler(request)
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():

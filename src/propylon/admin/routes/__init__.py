@@ -13,6 +13,7 @@ from propylon.admin.routes import (
     cache,
     cluster,
     consumers,
+    dashboard,
     docs,
     observability,
     rate_limits,
@@ -30,4 +31,5 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     docs.routes,
     cache.routes,
     observability.routes,
+    dashboard.routes,
 ]
