@@ -142,3 +142,24 @@ def test_stdout_lines_for_containers(tmp_path, upstream) -> None:
     assert line is not None
     assert line["route"] == "items"
     assert line["status"] == 200
+
+
+def test_cache_and_rate_limit_outcomes_are_in_each_line(tmp_path, upstream) -> None:
+    logs = tmp_path / "logs"
+    config = _config(upstream.url, logs)
+    config["routes"] = [
+        route("items", "/items", cache={"ttl": "1m"}),
+        route("limited", "/limited", rate_limit={"rate": "2/m", "by": ["ip"], "name": "tight"}),
+    ]
+    with Cluster(config, tmp_path, workers=0) as gw:
+        statuses = [_request(gw.port, "/items/1") for _ in range(2)]
+        statuses += [_request(gw.port, "/limited") for _ in range(3)]
+        assert statuses == [200, 200, 200, 200, 429]
+        assert wait_until(lambda: len(_lines(logs / "access.log")) == 5, 5)
+    lines = _lines(logs / "access.log")
+    assert [line["cache"] for line in lines[:2]] == ["MISS", "HIT"]
+    outcomes = [line["rate_limit"] for line in lines[2:]]
+    assert [o["result"] for o in outcomes] == ["allowed", "allowed", "rejected"]
+    assert {o["limit"] for o in outcomes} == {"tight"}
+    assert [o["remaining"] for o in outcomes[:2]] == [1, 0]
+    assert all(line["rate_limit"] is None for line in lines[:2])

@@ -111,6 +111,17 @@ _entries = st.tuples(
     st.none() | _text,
     st.none() | st.from_regex(rb"\A[0-9a-f]{32}\Z"),
     st.none() | st.dictionaries(st.sampled_from(["cache", "rate_limit"]), st.none() | _text),
+    st.none()
+    | st.fixed_dictionaries(
+        {},
+        optional={
+            "cache": st.sampled_from(["HIT", "MISS", "BYPASS", "STALE"]),
+            "rate_limit": st.fixed_dictionaries(
+                {"result": st.sampled_from(["allowed", "rejected", "bypass"])},
+                optional={"limit": _text, "remaining": st.integers(0, 10**6)},
+            ),
+        },
+    ),
 )
 
 

@@ -92,6 +92,9 @@ class RequestContext(Protocol):
 
     def loop_time(self) -> float: ...
 
+    def note(self, name: str, value: object) -> None:
+        """Record this plugin's outcome for the access log (``cache``, ``rate_limit``)."""
+
     def upstream_target(self) -> Target | None:
         """The target of the last upstream attempt, if any."""
 

@@ -352,18 +352,22 @@ class CachePlugin(Plugin):
         observer = ctx.body_observer
         if observer is _HIT:
             headers.append((b"x-cache", HIT))
+            ctx.note("cache", "HIT")
             return
         if not isinstance(observer, _Pending) or observer.plugin is not self:
             if ctx.method in _WRITES and 200 <= status < 300:
                 self._invalidate(ctx.path)
             headers.append((b"x-cache", BYPASS))
+            ctx.note("cache", "BYPASS")
             return
         if self.debug:
             headers.append((b"x-cache-key", printable(observer.key).encode("latin-1")))
         if observer.outcome is STALE:
             headers.append((b"x-cache", STALE))
+            ctx.note("cache", "STALE")
             return
         headers.append((b"x-cache", MISS))
+        ctx.note("cache", "MISS")
         if observer.storable and status in self.statuses:
             ttl = response_ttl(headers, self.settings.ttl, self.vary_names)
             if ttl > 0:

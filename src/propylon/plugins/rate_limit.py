@@ -130,6 +130,7 @@ class RateLimitPlugin(Plugin):
         rules = self._anonymous
         if identity is not None:
             if self._bypass and not self._bypass.isdisjoint(identity.roles):
+                ctx.note("rate_limit", {"result": "bypass"})
                 return None
             if identity.tier is not None and identity.consumer_id is not None:
                 tier_rule = self._tiers.get(identity.tier)
@@ -158,6 +159,14 @@ class RateLimitPlugin(Plugin):
             if verdict is None:
                 return None  # Redis failed and on_redis_error: allow
         assert verdict is not None
+        ctx.note(
+            "rate_limit",
+            {
+                "limit": verdict.policy.name,
+                "result": "allowed" if verdict.allowed else "rejected",
+                "remaining": verdict.remaining,
+            },
+        )
         if not verdict.allowed:
             headers = header_lines(verdict, policies) if self._headers else []
             return too_many(ctx, verdict, headers)

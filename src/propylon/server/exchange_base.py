@@ -78,6 +78,7 @@ class ExchangeBase:
         "host",
         "http_minor",
         "identity",
+        "log_notes",
         "method",
         "path",
         "phase",
@@ -171,6 +172,7 @@ class ExchangeBase:
         self._upstream_extra = b""
         self.identity: Identity | None = None
         self.body_observer: BodyObserver | None = None  # set by a plugin (a cache)
+        self.log_notes: dict[str, object] | None = None  # plugins' outcomes, for the log
         self.stale: Callable[[], Response | None] | None = None  # stale-if-error
         self.traceparent = traceparent
         # Set when the request goes upstream: its trace id always, the whole
@@ -204,6 +206,13 @@ class ExchangeBase:
 
     def remove_request_header(self, name: bytes) -> None:
         self.headers = [header for header in self.headers if header[0] != name]
+
+    def note(self, name: str, value: object) -> None:
+        notes = self.log_notes
+        if notes is None:
+            self.log_notes = {name: value}
+        else:
+            notes[name] = value
 
     def loop_time(self) -> float:
         return self.conn.state.loop.time()

@@ -6,10 +6,10 @@ redaction are made here, off the loop.
 App entries are stdlib ``LogRecord``s, rendered by structlog's
 ProcessorFormatter.
 
-``ACCESS_FIELDS`` maps extra access-log fields to a function of the
-exchange, called on the loop when the exchange ends (keep them to an
-attribute read); the rate-limit and cache parts register theirs (``cache``,
-``rate_limit``) so their outcomes appear in every line.
+Plugins note their outcome on the exchange (``ctx.note("cache", "HIT")``,
+``ctx.note("rate_limit", {...})``); those two fields are formatted in place.
+``ACCESS_FIELDS`` maps further fields to a function of the exchange, called
+on the loop when the exchange ends (keep them to an attribute read).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 REDACTED = "[REDACTED]"
 _REDACTED_BYTES = REDACTED.encode()
-# Extra fields (``cache`` and ``rate_limit`` are null until a part registers them).
+# Further fields beyond the documented ones (cache and rate_limit come from notes).
 ACCESS_FIELDS: dict[str, Callable[[ExchangeBase], object]] = {}
 # "Authorization: Bearer x", "api_key=x", "Cookie: a=b" in free text (app logs).
 _SECRET_TEXT = re.compile(
@@ -97,6 +97,7 @@ def access_entry(now: float, ex: ExchangeBase) -> tuple[Any, ...]:
         identity.consumer_id if identity is not None else None,
         ex.trace_id or None,
         extra,
+        ex.log_notes,
     )
 
 
@@ -118,6 +119,7 @@ def access_record(entry: tuple[Any, ...], worker: int, pid: int) -> dict[str, An
         consumer,
         trace_id,
         extra,
+        notes,
     ) = entry
     agent = None
     for key, value in headers:
@@ -142,8 +144,8 @@ def access_record(entry: tuple[Any, ...], worker: int, pid: int) -> dict[str, An
         "user_agent": agent,
         "consumer": consumer,
         "trace_id": trace_id.decode() if trace_id is not None else None,
-        "cache": None,
-        "rate_limit": None,
+        "cache": notes.get("cache") if notes else None,
+        "rate_limit": notes.get("rate_limit") if notes else None,
         "worker": worker,
         "pid": pid,
     }
@@ -192,6 +194,7 @@ def access_json(entry: tuple[Any, ...], worker: int, pid: int) -> bytes:
         consumer,
         trace_id,
         extra,
+        notes,
     ) = entry
     agent = b"null"
     for key, value in headers:
@@ -202,7 +205,7 @@ def access_json(entry: tuple[Any, ...], worker: int, pid: int) -> bytes:
         b'{"time":"%s","level":"info","type":"access","request_id":"%s","method":%s,'
         b'"path":%s,"route":%s,"status":%d,"duration_ms":%.3f,"upstream_target":%s,'
         b'"upstream_duration_ms":%s,"bytes_in":%d,"bytes_out":%d,"client_ip":%s,'
-        b'"user_agent":%s,"consumer":%s,"trace_id":%s,"cache":null,"rate_limit":null,'
+        b'"user_agent":%s,"consumer":%s,"trace_id":%s,"cache":%s,"rate_limit":%s,'
         b'"worker":%d,"pid":%d}'
         % (
             iso_fast(wall).encode(),
@@ -220,6 +223,8 @@ def access_json(entry: tuple[Any, ...], worker: int, pid: int) -> bytes:
             agent,
             _dumps(consumer),
             b'"%s"' % trace_id if trace_id is not None else b"null",
+            _quoted(notes.get("cache")) if notes else b"null",
+            _dumps(notes.get("rate_limit")) if notes else b"null",
             worker,
             pid,
         )
