@@ -15,11 +15,10 @@ from propylon.auth.apikeys import ApiKeyAuthenticator, RedisKeyStore
 from propylon.auth.keysets import JwtKeys
 from propylon.auth.principal import PrincipalFactory
 from propylon.auth.tokens import TokenVerifier
+from propylon.config.per_config import PerConfig
 
 if TYPE_CHECKING:
     from propylon.config.models import GatewayConfig
-
-_KEEP = 4
 
 
 class IdentityRuntime:
@@ -53,14 +52,4 @@ class IdentityRuntime:
             await self.key_store.aclose()
 
 
-_runtimes: list[tuple[GatewayConfig, IdentityRuntime]] = []
-
-
-def runtime_for(config: GatewayConfig) -> IdentityRuntime:
-    for known, runtime in _runtimes:
-        if known is config:
-            return runtime
-    runtime = IdentityRuntime(config)
-    _runtimes.append((config, runtime))
-    del _runtimes[:-_KEEP]
-    return runtime
+runtime_for = PerConfig(IdentityRuntime)

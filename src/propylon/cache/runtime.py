@@ -22,6 +22,7 @@ from propylon.cache.memory import MemoryStore
 from propylon.cache.patterns import matcher
 from propylon.cache.stats import CacheStats
 from propylon.config.cache import CacheSettings
+from propylon.config.per_config import PerConfig
 
 if TYPE_CHECKING:
     from propylon.cache.redis_store import RedisStore
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("propylon.cache")
 
 EVENT_KIND = "cache"
-_KEEP = 4
 
 
 class CacheRuntime:
@@ -161,15 +161,5 @@ class CacheRuntime:
         return snapshot
 
 
-_runtimes: list[tuple[GatewayConfig, CacheRuntime]] = []
-
-
-def cache_runtime_for(config: GatewayConfig) -> CacheRuntime:
-    """The runtime of this config (chains are built per route, with the config only)."""
-    for known, runtime in _runtimes:
-        if known is config:
-            return runtime
-    runtime = CacheRuntime(config)
-    _runtimes.append((config, runtime))
-    del _runtimes[:-_KEEP]
-    return runtime
+# The runtime of a config (chains are built per route, with the config only).
+cache_runtime_for = PerConfig(CacheRuntime)

@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from propylon.cli.options import config_option
+from propylon.cli.options import config_option, load_or_exit
 
 if TYPE_CHECKING:
-    from propylon.config.models import GatewayConfig
     from propylon.config.redis import RedisConfig
 
 
@@ -50,7 +49,7 @@ def purge_command(
         raise click.UsageError("give a PATTERN, a --route or both")
     if pattern is not None and not pattern.startswith(("/", "*")):
         raise click.BadParameter("a pattern is a path: it starts with '/' or '*'")
-    config = _load(config_file)
+    config = load_or_exit(config_file)
     if route is not None and all(r.name != route for r in config.routes):
         _fail(f"no route named {route!r} in {config_file}")
     if config.cache is not None and config.cache.backend == "redis":
@@ -61,17 +60,6 @@ def purge_command(
     else:
         removed = _purge_through_admin(config_file, token, pattern, route)
     click.echo(f"purged {removed} cached response{'s' if removed != 1 else ''}")
-
-
-def _load(config_file: str) -> GatewayConfig:
-    from propylon.config import ConfigError, load_config
-
-    try:
-        return load_config(config_file)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            click.echo(str(issue), err=True)
-        raise SystemExit(1) from None
 
 
 async def _purge_redis(redis: RedisConfig, pattern: str | None, route: str | None) -> int:

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from pydantic import ValidationError
 
-from propylon.cli.options import config_option
-from propylon.config import ConfigError, GatewayConfig, load_config
+from propylon.cli.options import config_option, load_or_exit
 from propylon.config.auth import ConsumerConfig
 from propylon.config.units import parse_duration
 
@@ -25,15 +24,6 @@ if TYPE_CHECKING:
 
 DEFAULT_CONFIG = "gateway.yaml"
 DEFAULT_TIERS = ("free", "standard", "premium")
-
-
-def _load(config_file: str) -> GatewayConfig:
-    try:
-        return load_config(config_file)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            click.echo(str(issue), err=True)
-        raise SystemExit(1) from None
 
 
 def _ttl(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -67,7 +57,7 @@ def token_command(
     """
     import jwt
 
-    settings = _load(config_file).auth.jwt
+    settings = load_or_exit(config_file).auth.jwt
     if settings is None or settings.secret is None:
         raise click.ClickException(f"{config_file} has no auth.jwt.secret to sign with")
     algorithm = next(a for a in settings.algorithms if a.startswith("HS"))
@@ -130,7 +120,7 @@ def keys_new_command(
 
     if config_file is None and Path(DEFAULT_CONFIG).is_file():
         config_file = DEFAULT_CONFIG
-    config = _load(config_file) if config_file is not None else None
+    config = load_or_exit(config_file) if config_file is not None else None
     tiers = tuple(config.auth.tiers) if config is not None else DEFAULT_TIERS
     try:
         ConsumerConfig(id=consumer, tier=tier, roles=list(roles))

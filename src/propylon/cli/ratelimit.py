@@ -16,8 +16,7 @@ from urllib.parse import quote
 
 import click
 
-from propylon.cli.options import config_option
-from propylon.config import ConfigError, GatewayConfig, load_config
+from propylon.cli.options import config_option, load_or_exit
 
 _KEY_HELP = (
     "KEY is NAME:SUBJECT as the limiter buckets it (global:203.0.113.7, user:alice, "
@@ -58,7 +57,7 @@ def reset_command(key: str, config_file: str) -> None:
 
 
 def _run(op: str, key: str, config_file: str) -> dict[str, Any]:
-    config = _load(config_file)
+    config = load_or_exit(config_file)
     from propylon.ratelimit import ops
     from propylon.ratelimit.service import RateLimiter
 
@@ -108,15 +107,6 @@ def _via_admin(config_file: str, op: str, key: str) -> dict[str, Any]:
     if not reply.ok:
         _fail(str(reply.body.get("detail") or f"the admin API answered {reply.status}"))
     return reply.body
-
-
-def _load(config_file: str) -> GatewayConfig:
-    try:
-        return load_config(config_file)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            click.echo(str(issue), err=True)
-        raise SystemExit(1) from None
 
 
 def _fail(message: str) -> NoReturn:

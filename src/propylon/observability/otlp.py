@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
 
+from propylon.config.per_config import PerConfig
 from propylon.config.tracing import TracingConfig
 from propylon.observability.tracecontext import TraceSampler, start_trace
 from propylon.plugins.base import Plugin, RequestContext
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
     from propylon.config.models import GatewayConfig
 
 __all__ = ["TracingPlugin", "tracing_plugin"]
-
-_KEEP = 4
 
 
 class _PresetIds(IdGenerator):
@@ -154,16 +153,9 @@ class TracingPlugin(Plugin):
         server.end(end_time=now_ns)
 
 
-_plugins: list[tuple[GatewayConfig, TracingPlugin]] = []
+def _make(config: GatewayConfig) -> TracingPlugin:
+    return TracingPlugin(config.tracing, config.gateway.name)
 
 
-def tracing_plugin(config: GatewayConfig) -> TracingPlugin:
-    """The one exporting plugin of a config (shared by every route's chain)."""
-    for known, plugin in _plugins:
-        if known is config:
-            return plugin
-    assert config.tracing is not None
-    plugin = TracingPlugin(config.tracing, config.gateway.name)
-    _plugins.append((config, plugin))
-    del _plugins[:-_KEEP]
-    return plugin
+# The one exporting plugin of a config (shared by every route's chain).
+tracing_plugin = PerConfig(_make)

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING
 
+from propylon.config.per_config import PerConfig
 from propylon.config.ratelimit import RateLimitsConfig
 from propylon.ratelimit.gcra import MICROS, Policy, Verdict, describe
 from propylon.ratelimit.memory import ALL, MemoryBackend
@@ -35,7 +36,6 @@ log = logging.getLogger("propylon.ratelimit")
 OFF = RateLimitsConfig.model_validate(
     {"global": False, "per_user": False, "tiers": {}, "failed_login": False}
 )
-_KEEP = 4
 
 
 class RedisDown(Exception):
@@ -321,14 +321,4 @@ def _bypass_roles(config: GatewayConfig, bypass: list[str]) -> frozenset[str]:
     )
 
 
-_limiters: list[tuple[GatewayConfig, RateLimiter]] = []
-
-
-def limiter_for(config: GatewayConfig) -> RateLimiter:
-    for known, limiter in _limiters:
-        if known is config:
-            return limiter
-    limiter = RateLimiter(config)
-    _limiters.append((config, limiter))
-    del _limiters[:-_KEEP]
-    return limiter
+limiter_for = PerConfig(RateLimiter)
