@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import resource
 import signal
 import socket
 import sys
@@ -38,22 +37,11 @@ log = logging.getLogger("propylon.worker")
 
 # Test hook: makes the worker fail during start-up, to test the restart policy.
 CRASH_ENV = "PROPYLON_TEST_WORKER_CRASH"
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 # Between closing the listener and closing idle connections: a connection
 # this worker accepted just before may not have sent its first request yet
 # (the other workers take every later one). Closing it as idle would lose
 # that request; after the pause it is answered, with Connection: close.
 DRAIN_SETTLE = 0.1
-
-
-def rss_bytes() -> int:
-    """This process's resident memory now (peak on systems without /proc)."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE_SIZE
-    except (OSError, IndexError, ValueError):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024
 
 
 class Worker:
@@ -120,7 +108,7 @@ class Worker:
         return {
             "pid": os.getpid(),
             "requests": requests,
-            "rss": rss_bytes(),
+            "rss": snapshot.rss_bytes(),
             "connections": connections,
             "draining": self.stop_requested.is_set(),
         }
@@ -162,7 +150,12 @@ async def _main(listen_fd: int, channel_fd: int) -> int:
         if first.get("type") == "config":
             break
         if "id" in first:
-            spare = {"pid": os.getpid(), "requests": 0, "rss": rss_bytes(), "connections": 0}
+            spare = {
+                "pid": os.getpid(),
+                "requests": 0,
+                "rss": snapshot.rss_bytes(),
+                "connections": 0,
+            }
             channel.send({"type": "reply", "reply_to": first["id"], **spare})
     slot = int(first["slot"])
     _log_as(f"worker {slot}")

@@ -29,14 +29,15 @@ def process_figures() -> dict[str, Any]:
     figures: dict[str, Any] = {
         "pid": os.getpid(),
         "cpu_seconds": times.user + times.system,
-        "rss_bytes": _rss(),
+        "rss_bytes": rss_bytes(),
         "open_fds": _open_fds(),
         "start_time": _start_time(),
     }
     return figures
 
 
-def _rss() -> int:
+def rss_bytes() -> int:
+    """This process's resident memory now (peak on systems without /proc)."""
     try:
         with open("/proc/self/statm", "rb") as statm:
             return int(statm.read().split()[1]) * _PAGE_SIZE
