@@ -101,7 +101,9 @@ def test_memory_keys_are_reset_in_every_worker(tmp_path: Path, bg: Any) -> None:
         bg.run(upstream.stop())
 
 
-def test_a_single_process_memory_gateway_says_where_its_limits_live(tmp_path: Path) -> None:
+def test_a_memory_gateway_that_is_not_running_says_where_its_limits_live(
+    tmp_path: Path,
+) -> None:
     config_file = tmp_path / "gateway.yaml"
     config_file.write_text(
         yaml.safe_dump(
@@ -114,5 +116,31 @@ def test_a_single_process_memory_gateway_says_where_its_limits_live(tmp_path: Pa
     )
     result = cli(config_file, "reset", "global:127.0.0.1")
     assert result.returncode == 1
-    assert "in memory inside the running workers" in result.stderr
-    assert "A single process (no --workers) has no admin API" in result.stderr
+    assert "in memory inside the running gateway" in result.stderr
+    assert "Is the gateway running" in result.stderr
+
+
+def test_a_single_process_serves_the_same_operations(tmp_path: Path, bg: Any) -> None:
+    from tests.support.upstream import Upstream
+
+    upstream = Upstream()
+    bg.run(upstream.start())
+    config = {
+        "services": {"up": service(upstream.url)},
+        "rate_limits": limits(),
+        "routes": [route("api", "/api", cache={"ttl": "1m"})],
+    }
+    try:
+        with Cluster(config, tmp_path, workers=0) as gw:
+            statuses = [httpx.get(gw.url + f"/api/{i}").status_code for i in range(4)]
+            assert statuses == [200, 200, 200, 429]
+            result = gw.cli("ratelimit", "reset", "global:127.0.0.1")
+            assert result.returncode == 0, result.stderr
+            assert httpx.get(gw.url + "/api/x").status_code == 200
+            code, body = gw.admin("GET", "/admin/rate-limits/global:127.0.0.1")
+            assert code == 200, body
+            assert [w["remaining"] for w in body["workers"]] == [2]
+            purged = gw.cli("cache", "purge", "/api/*")
+            assert purged.returncode == 0, purged.stderr
+    finally:
+        bg.run(upstream.stop())

@@ -79,5 +79,5 @@ class LocalControl:
         state = self.gateway.state
         reply = await snapshot.answer(state, message)
         if reply is None:
-            reply = operations.answer(state, message)
+            reply = await operations.answer_async(state, message)
         return [reply] if reply is not None else []

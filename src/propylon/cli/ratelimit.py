@@ -1,9 +1,9 @@
 """`propylon ratelimit show|reset KEY`: inspect and reset rate limit keys.
 
 With Redis (the shared backend) the command talks to Redis directly. The
-memory backend lives inside the running workers, so the command asks the
-supervisor's admin API (``DELETE /admin/rate-limits/{key}``), which asks
-every worker.
+memory backend lives inside the running gateway, so the command asks its
+admin API (``DELETE /admin/rate-limits/{key}``): the supervisor asks every
+worker, a single process answers itself.
 """
 
 from __future__ import annotations
@@ -99,10 +99,10 @@ def _via_admin(config_file: str, op: str, key: str) -> dict[str, Any]:
         reply = call(target, method, "/admin/rate-limits/" + quote(key, safe=""))
     except (AdminUnavailable, ValueError) as exc:
         _fail(
-            "this gateway keeps its rate limits in memory inside the running workers, "
-            f"reached through the supervisor's admin API, and that failed: {exc}. "
-            "A single process (no --workers) has no admin API: configure redis to share "
-            "and manage limits, or restart it to clear them"
+            "this gateway keeps its rate limits in memory inside the running gateway, "
+            f"reached through its admin API, and that failed: {exc}. Is the gateway "
+            "running with this config (admin.listen)? To share limits between nodes and "
+            "manage them without it, configure redis"
         )
     if not reply.ok:
         _fail(str(reply.body.get("detail") or f"the admin API answered {reply.status}"))

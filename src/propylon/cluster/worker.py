@@ -64,12 +64,8 @@ class Worker:
             if self.gateway is None:
                 return {"error": "not serving yet"}
             return await snapshot.answer(self.gateway.state, message, self.slot)
-        if kind == "cache_purge":
-            return await self.purge_cache(message)
-        if kind == "ratelimit":
-            return await self.rate_limit_op(message)
         if self.gateway is not None:
-            reply = operations.answer(self.gateway.state, message)
+            reply = await operations.answer_async(self.gateway.state, message)
             if reply is not None:
                 return reply
         if kind == "stop":
@@ -77,29 +73,6 @@ class Worker:
             self.stop_requested.set()
             return {"stopping": True}
         return None  # unknown: the channel answers with an error
-
-    async def purge_cache(self, message: Message) -> Message:
-        """``POST /admin/cache/purge``, sent to every worker (admin/routes/cache.py)."""
-        cache = self.gateway.state.cache if self.gateway is not None else None
-        if cache is None:
-            return {"purged": 0}
-        pattern, route = message.get("pattern"), message.get("route")
-        return {"purged": await cache.purge(pattern, route, spread=False)}
-
-    async def rate_limit_op(self, message: Message) -> Message:
-        """``{"type": "ratelimit", "op": "reset"|"usage", "key": ...}`` from the admin API."""
-        from propylon.ratelimit import ops
-
-        limiter = self.gateway.state.rate_limiter if self.gateway is not None else None
-        if limiter is None:
-            return {"error": "rate limiting is not configured"}
-        operation = ops.reset if message.get("op") == "reset" else ops.usage
-        try:
-            return await operation(limiter, str(message.get("key", "")))
-        except ops.UnknownLimit as exc:
-            return {"error": str(exc)}
-        except Exception as exc:  # Redis trouble: say so, never crash the worker
-            return {"error": f"the rate limit backend failed: {type(exc).__name__}"}
 
     def stats(self) -> dict[str, Any]:
         gateway = self.gateway

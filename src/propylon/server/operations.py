@@ -74,3 +74,43 @@ def answer(state: GatewayState, message: Reply) -> Reply | None:
     """The reply to an operations message, or None when it is not one."""
     handler = HANDLERS.get(str(message.get("type")))
     return handler(state, message) if handler is not None else None
+
+
+async def purge_cache(state: GatewayState, message: Reply) -> Reply:
+    """``POST /admin/cache/purge``, sent to every worker (admin/routes/cache.py)."""
+    cache = state.cache
+    if cache is None:
+        return {"purged": 0}
+    pattern, route = message.get("pattern"), message.get("route")
+    return {"purged": await cache.purge(pattern, route, spread=False)}
+
+
+async def rate_limit_op(state: GatewayState, message: Reply) -> Reply:
+    """``{"type": "ratelimit", "op": "reset"|"usage", "key": ...}`` from the admin API."""
+    from propylon.ratelimit import ops
+
+    limiter = state.rate_limiter
+    if limiter is None:
+        return {"error": "rate limiting is not configured"}
+    operation = ops.reset if message.get("op") == "reset" else ops.usage
+    try:
+        return await operation(limiter, str(message.get("key", "")))
+    except ops.UnknownLimit as exc:
+        return {"error": str(exc)}
+    except Exception as exc:  # Redis trouble: say so, never crash the worker
+        return {"error": f"the rate limit backend failed: {type(exc).__name__}"}
+
+
+ASYNC_HANDLERS = {"cache_purge": purge_cache, "ratelimit": rate_limit_op}
+
+
+async def answer_async(state: GatewayState, message: Reply) -> Reply | None:
+    """The reply to any operations message (those that wait, too), or None.
+
+    The one dispatcher for a worker (cluster/worker.py) and for the admin API
+    of a single process (admin/local.py), so both serve the same operations.
+    """
+    handler = ASYNC_HANDLERS.get(str(message.get("type")))
+    if handler is not None:
+        return await handler(state, message)
+    return answer(state, message)
