@@ -148,3 +148,36 @@ def test_idle_keep_alive_connections_do_not_delay_the_stop(gateway_process, upst
             sock.settimeout(2)
             with contextlib.suppress(ConnectionResetError):
                 assert sock.recv(65536) == b""
+
+
+def test_a_request_not_yet_read_on_an_idle_connection_is_answered_during_a_drain(
+    bg, gateway, upstream
+) -> None:
+    """The keep-alive race of a drain: the client sends on a connection the
+    gateway thinks idle, just before the gateway closes idle connections.
+    Reading is held back here so the request is certainly still unread in
+    the socket when the drain looks; it must be answered, not dropped."""
+    import asyncio
+
+    from tests.support.wire import RawClient
+
+    gw = gateway(simple_config(upstream.url))
+    with RawClient(gw.port) as client:
+        client.send(b"GET /first HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+        assert client.read_response().status == 200
+        (conn,) = gw.state.connections
+        bg.run(asyncio.sleep(0, conn.transport.pause_reading()))
+        client.send(b"GET /second HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+        time.sleep(0.05)  # in the gateway's socket buffer, unread
+
+        async def drain_then_read() -> None:
+            stopping = asyncio.ensure_future(gw.gateway.stop(5.0))
+            await asyncio.sleep(0.05)  # the drain has looked at the idle connection
+            conn.transport.resume_reading()
+            await stopping
+
+        bg.run(drain_then_read())
+        second = client.read_response()
+        assert second.status == 200
+        assert second.header("connection") == "close"
+    assert [seen.path for seen in upstream.requests] == ["/first", "/second"]

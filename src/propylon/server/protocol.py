@@ -11,6 +11,7 @@ Exchange. After a 101 it becomes a raw tunnel to the upstream.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
@@ -320,9 +321,27 @@ class ClientConnection(asyncio.Protocol):
                 self.close()  # idle keep-alive connection
 
     def drain(self) -> None:
-        """Graceful stop: close now if idle, else after the current response."""
-        if self.current is None and not self.in_head:
+        """Graceful stop: close now if idle, else after the current response.
+
+        An "idle" keep-alive connection may hold a request the client sent an
+        instant ago that the loop has not read yet; closing it would lose that
+        request (the client sees the connection drop without an answer). So
+        look first: with bytes waiting, leave it open; the request is read and
+        answered with Connection: close (the gateway is draining).
+        """
+        if self.current is None and not self.in_head and not self._unread_bytes():
             self.close()
+
+    def _unread_bytes(self) -> bool:
+        transport = self.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            return False
+        try:
+            with socket.fromfd(sock.fileno(), sock.family, sock.type) as peek:
+                return bool(peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except OSError:  # BlockingIOError: nothing waiting; others: closing anyway
+            return False
 
     def close(self) -> None:
         if not self.closed and self.transport is not None:
