@@ -115,7 +115,9 @@ def test_size_rotation_across_two_workers(tmp_path, upstream) -> None:
         rotated = lambda: sorted(p.name for p in logs.glob("access.log.*") if p.suffix != ".lock")  # noqa: E731
         assert wait_until(lambda: len(rotated()) == 3, 5)
     current = logs / "access.log"
-    assert current.stat().st_size < 4096 + 2048  # one batch past the limit at most
+    # Each writer checks the size before it appends a batch, so the two
+    # workers may each add one batch past the limit before one rotates.
+    assert current.stat().st_size < 4096 + 2 * 2048
     total = len(_lines(current)) + sum(len(_lines(logs / name)) for name in rotated())
     assert 0 < total < 120  # the oldest files were deleted (keep: 3)
     for name in rotated():
