@@ -42,6 +42,10 @@ class _Reject(Exception):
 _HEAD_TOO_LARGE = "the request headers are too large"
 
 
+# How long an idle keep-alive connection stays open once a drain starts (see drain()).
+DRAIN_IDLE_GRACE = 0.25
+
+
 class ClientConnection(asyncio.Protocol):
     PAUSE_PIPELINE = 1
     PAUSE_UPSTREAM = 2
@@ -321,16 +325,20 @@ class ClientConnection(asyncio.Protocol):
                 self.close()  # idle keep-alive connection
 
     def drain(self) -> None:
-        """Graceful stop: close now if idle, else after the current response.
+        """Graceful stop: close an idle connection soon, a busy one after its response.
 
-        An "idle" keep-alive connection may hold a request the client sent an
-        instant ago that the loop has not read yet; closing it would lose that
-        request (the client sees the connection drop without an answer). So
-        look first: with bytes waiting, leave it open; the request is read and
-        answered with Connection: close (the gateway is draining).
+        Closing an idle keep-alive connection at once races the client: a
+        request it sends at that instant is lost (the connection drops
+        without an answer). So an idle connection is given DRAIN_IDLE_GRACE:
+        a client that keeps it busy sends its next request within
+        milliseconds, which is answered with Connection: close (the gateway
+        is draining) and the client reconnects elsewhere; one still idle
+        after the grace is closed by the sweep. A request already waiting
+        unread in the socket keeps the connection open too.
         """
         if self.current is None and not self.in_head and not self._unread_bytes():
-            self.close()
+            grace = self.state.loop.time() + DRAIN_IDLE_GRACE
+            self._deadline = min(self._deadline, grace)
 
     def _unread_bytes(self) -> bool:
         transport = self.transport
