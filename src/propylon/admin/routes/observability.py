@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from aiohttp import web
 
@@ -35,13 +36,17 @@ async def health_detailed(request: web.Request) -> web.Response:
     return web.json_response(document, headers={"Cache-Control": "no-store"})
 
 
-@routes.get("/admin/monitoring/stats")
-async def stats(request: web.Request) -> web.Response:
+async def _merged(request: web.Request) -> tuple[Any, Any, float, sketch.Layout]:
+    """What the stats and performance documents are computed from."""
     hub = request.app[OBSERVABILITY]
     view = await hub.aggregator.collect()
     counters = hub.aggregator.monitoring(view)
-    layout = sketch.layout(hub.config().metrics.buckets)
-    return web.json_response(monitoring.stats(view, counters, hub.since, layout))
+    return view, counters, hub.since, sketch.layout(hub.config().metrics.buckets)
+
+
+@routes.get("/admin/monitoring/stats")
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(monitoring.stats(*await _merged(request)))
 
 
 @routes.get("/admin/monitoring/errors")
@@ -53,11 +58,7 @@ async def errors(request: web.Request) -> web.Response:
 
 @routes.get("/admin/monitoring/performance")
 async def performance(request: web.Request) -> web.Response:
-    hub = request.app[OBSERVABILITY]
-    view = await hub.aggregator.collect()
-    counters = hub.aggregator.monitoring(view)
-    layout = sketch.layout(hub.config().metrics.buckets)
-    return web.json_response(monitoring.performance(view, counters, hub.since, layout))
+    return web.json_response(monitoring.performance(*await _merged(request)))
 
 
 @routes.post("/admin/monitoring/reset")
